@@ -1,0 +1,20 @@
+# The seed's 32-GPU multi-scale 2x schedule: 32 GPUs x 1 image, lr 0.02 (lr_ratio 2), warmup 2000
+# iterations from 0.01/3, x0.1 at epochs 18 and 24, 26 epochs (REFERENCE §1.2).
+_base_ = './schedule_1x_4gpu.py'
+
+base_lr = 0.02
+warmup_start_lr = 0.01 / 3
+
+train_cfg = dict(max_epochs=26)
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=warmup_start_lr / base_lr,
+        by_epoch=False,
+        begin=0,
+        end=2000,
+    ),
+    dict(type='MultiStepLR', by_epoch=True, begin=0, end=26, milestones=[18, 24], gamma=0.1),
+]
+optim_wrapper = dict(optimizer=dict(lr=base_lr))
+auto_scale_lr = dict(base_batch_size=32)

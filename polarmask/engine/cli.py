@@ -1,0 +1,197 @@
+"""Command-line parsing and config assembly for ``tools/train.py`` and ``tools/test.py``.
+
+The parsers accept mmdetection 3.x's flags and the original PolarMask's spellings, so the seed's
+commands run verbatim (``--work_dir``, ``--resume_from``, ``--validate``, ``--eval segm``,
+``--launcher`` given twice by ``dist_train.sh``, ``--local_rank`` from torch.distributed.launch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Iterator
+
+from mmengine.config import Config, DictAction
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--work-dir', '--work_dir', dest='work_dir',
+                        help='folder for logs and checkpoints (default: ./work_dirs/<config>)')
+    parser.add_argument('--cfg-options', '--options', nargs='+', action=DictAction,
+                        help='override config values, e.g. train_dataloader.batch_size=2')
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                        help='job launcher; may be given more than once, the last one counts')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help='set by torch.distributed.launch; torchrun sets LOCAL_RANK instead')
+
+
+def build_train_parser() -> argparse.ArgumentParser:
+    """Arguments of ``tools/train.py``."""
+    parser = argparse.ArgumentParser(description='Train a PolarMask model')
+    parser.add_argument('config', help='config file path')
+    _add_common_arguments(parser)
+    parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
+                        help='resume from CKPT, or from the latest checkpoint in the work dir')
+    parser.add_argument('--resume_from', '--resume-from', dest='resume_from', metavar='CKPT',
+                        help="the original's spelling of --resume CKPT")
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', '--autoscale-lr', dest='auto_scale_lr',
+                        action='store_true',
+                        help='scale lr by (world size x images per GPU) / base_batch_size')
+    parser.add_argument('--validate', action='store_true',
+                        help='evaluate on the val split during training (the default; kept for '
+                             "the original's commands)")
+    parser.add_argument('--no-validate', action='store_true',
+                        help='do not evaluate during training')
+    parser.add_argument('--seed', type=int, default=None, help='random seed')
+    parser.add_argument('--deterministic', action='store_true',
+                        help='deterministic cuDNN / torch algorithms')
+    return parser
+
+
+def build_test_parser() -> argparse.ArgumentParser:
+    """Arguments of ``tools/test.py``."""
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a PolarMask model')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    _add_common_arguments(parser)
+    parser.add_argument('--out', help='save the raw results to this .pkl file')
+    parser.add_argument('--eval', nargs='+', choices=('segm', 'bbox'),
+                        help='COCO metrics to compute (default: the config\'s test_evaluator)')
+    parser.add_argument('--json_out', '--json-out', dest='json_out', metavar='PREFIX',
+                        help='also write the results as PREFIX.segm.json / PREFIX.bbox.json')
+    parser.add_argument('--format-only', action='store_true',
+                        help='only write the result jsons (e.g. for test-dev); needs --json_out')
+    parser.add_argument('--show', action='store_true', help='show results in a window')
+    parser.add_argument('--show-dir', help='write images with the predictions drawn here')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='score threshold for --show/--show-dir')
+    parser.add_argument('--wait-time', type=float, default=2, help='seconds per image for --show')
+    return parser
+
+
+def _load_config(path: str, cfg_options: dict | None) -> Config:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'config file {path!r} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def _set_work_dir(cfg: Config, args: argparse.Namespace) -> None:
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = os.path.join('./work_dirs', os.path.splitext(os.path.basename(args.config))[0])
+
+
+def train_config_from_args(args: argparse.Namespace) -> Config:
+    """The runner config for a training command line."""
+    cfg = _load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    _set_work_dir(cfg, args)
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise KeyError(
+                f'{args.config}: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config'
+            )
+        cfg.auto_scale_lr.enable = True
+    resume_from = args.resume_from or args.resume
+    if resume_from == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif resume_from is not None:
+        cfg.resume = True
+        cfg.load_from = resume_from
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+    if args.seed is not None or args.deterministic:
+        randomness = dict(cfg.get('randomness', {}))
+        if args.seed is not None:
+            randomness['seed'] = args.seed
+        randomness['deterministic'] = args.deterministic
+        cfg.randomness = randomness
+    return cfg
+
+
+def test_config_from_args(args: argparse.Namespace) -> Config:
+    """The runner config for a test command line."""
+    cfg = _load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    _set_work_dir(cfg, args)
+    if not os.path.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    # Training-only parts are dropped so that testing needs neither train data nor an optimizer.
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler'):
+        cfg.pop(key, None)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+
+    evaluators = cfg.test_evaluator
+    if isinstance(evaluators, dict):
+        evaluators = [evaluators]
+    evaluators = [dict(evaluator) for evaluator in evaluators]
+    coco = [evaluator for evaluator in evaluators if evaluator.get('type') == 'CocoMetric']
+    for evaluator in coco:
+        if args.eval:
+            evaluator['metric'] = list(args.eval)
+        if args.json_out:
+            evaluator['outfile_prefix'] = args.json_out
+        if args.format_only:
+            if not args.json_out:
+                raise ValueError('--format-only needs --json_out PREFIX to know where to write')
+            evaluator['format_only'] = True
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out {args.out!r}: the results file must end in .pkl or .pickle')
+        evaluators.append(dict(type='DumpDetResults', out_file_path=args.out))
+    cfg.test_evaluator = evaluators
+
+    if args.show or args.show_dir:
+        visualization = cfg.default_hooks.get('visualization')
+        if visualization is None:
+            raise KeyError(
+                f'{args.config}: --show/--show-dir need default_hooks.visualization in the config'
+            )
+        visualization.draw = True
+        visualization.show = args.show
+        visualization.wait_time = args.wait_time
+        visualization.score_thr = args.score_thr
+        if args.show_dir:
+            visualization.test_out_dir = args.show_dir
+    return cfg
+
+
+@contextlib.contextmanager
+def report_errors(what: str) -> Iterator[None]:
+    """Turn an exception into one line on stderr; the full traceback goes to a file.
+
+    Args:
+        what: names the command line (e.g. the config path) in the message.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # noqa: BLE001  (every failure gets a readable line)
+        with tempfile.NamedTemporaryFile(
+            'w', prefix='polarmask-error-', suffix='.txt', delete=False
+        ) as file:
+            traceback.print_exc(file=file)
+        message = str(error).strip() or type(error).__name__
+        print(f'error: {what}: {type(error).__name__}: {message}', file=sys.stderr)
+        print(f'(full traceback: {file.name})', file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,3 @@
+from .checkpoint_hooks import LatestCheckpointHook, PlainCheckpointHook
+
+__all__ = ['LatestCheckpointHook', 'PlainCheckpointHook']

@@ -1,0 +1,9 @@
+from . import (  # noqa: F401  (registration)
+    backbones,
+    data_preprocessors,
+    detectors,
+    heads,
+    losses,
+    necks,
+    task_modules,
+)

@@ -1,0 +1,186 @@
+"""Non-maximum suppression: our compiled kernels with a torchvision / pure-PyTorch fallback.
+
+Naming convention for shapes: B boxes (the candidates of one image, all classes together).
+
+Boxes are x1y1x2y2. ``offset=0`` is torchvision's continuous convention (area ``(x2-x1)(y2-y1)``);
+``offset=1`` is the original PolarMask's inclusive pixel convention (area ``(x2-x1+1)(y2-y1+1)``,
+see ``../shared/REFERENCE.md`` §7). A box is suppressed when its IoU with a kept box of higher
+score is strictly greater than the threshold, as in ``torchvision.ops.nms``; equal scores keep
+their input order (stable sort).
+
+The kernels live in the extension ``polarmask._C`` (``polarmask/ops/nms/csrc``), which registers
+``torch.ops.polarmask.nms`` for CPU and, when built with nvcc, CUDA tensors.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import torch
+from mmengine.logging import print_log
+from torch import Tensor
+
+BUILD_HINT = 'build it with `pip install --no-build-isolation -e .` in the polarmask checkout'
+
+
+@functools.cache
+def _extension_loaded() -> bool:
+    """Imports ``polarmask._C`` once; the import registers ``torch.ops.polarmask.nms``."""
+    try:
+        from polarmask import _C  # noqa: F401
+    except ImportError as error:
+        print_log(
+            f'polarmask._C is not built ({error}): NMS falls back to torchvision (offset=0) or '
+            f'a slower pure-PyTorch loop (offset=1); {BUILD_HINT}',
+            logger='current',
+            level=logging.WARNING,
+        )
+        return False
+    torch.library.register_fake('polarmask::nms')(_nms_fake)
+    return True
+
+
+@functools.cache
+def _kernel_for(device_type: str) -> bool:
+    """Whether ``torch.ops.polarmask.nms`` has a kernel for tensors on ``device_type``.
+
+    Warns once per device type when it has none.
+    """
+    if not _extension_loaded():
+        return False
+    if torch._C._dispatch_has_kernel_for_dispatch_key('polarmask::nms', device_type.upper()):
+        return True
+    print_log(
+        f'polarmask._C has no {device_type} NMS kernel (it was built without one): NMS on '
+        f'{device_type} tensors falls back to torchvision / pure PyTorch. For CUDA, rebuild '
+        f'where nvcc is found (set CUDA_HOME) or with FORCE_CUDA=1: '
+        f'`FORCE_CUDA=1 pip install --no-build-isolation -e .`',
+        logger='current',
+        level=logging.WARNING,
+    )
+    return False
+
+
+def _nms_fake(boxes: Tensor, scores: Tensor, iou_threshold: float, offset: int) -> Tensor:
+    """Output of ``torch.ops.polarmask.nms`` for fake tensors (torch.compile, export)."""
+    num_kept = torch.library.get_ctx().new_dynamic_size()
+    return boxes.new_empty(num_kept, dtype=torch.long)
+
+
+def _check_inputs(boxes: Tensor, scores: Tensor, offset: int) -> None:
+    if boxes.dim() != 2 or boxes.size(1) != 4:
+        raise ValueError(f'nms: boxes must be (B, 4) x1y1x2y2, got shape {tuple(boxes.shape)}')
+    if scores.dim() != 1 or scores.size(0) != boxes.size(0):
+        raise ValueError(
+            f'nms: scores must be (B,) with B = {boxes.size(0)} boxes, got shape '
+            f'{tuple(scores.shape)}'
+        )
+    if boxes.device != scores.device:
+        raise ValueError(
+            f'nms: boxes are on {boxes.device} and scores on {scores.device}; move both to one '
+            f'device'
+        )
+    if offset not in (0, 1):
+        raise ValueError(
+            f'nms: offset must be 0 (area (x2-x1)(y2-y1)) or 1 (area (x2-x1+1)(y2-y1+1)), '
+            f'got {offset!r}'
+        )
+
+
+def _as_kernel_dtype(tensor: Tensor) -> Tensor:
+    """Half precision (AMP) boxes and scores are cast to float32; float64 stays float64."""
+    return tensor if tensor.dtype in (torch.float32, torch.float64) else tensor.float()
+
+
+def _nms_pytorch(boxes: Tensor, scores: Tensor, iou_threshold: float, offset: int = 0) -> Tensor:
+    """Greedy NMS in plain PyTorch, with the kernels' exact arithmetic; one step per kept box.
+
+    Args:
+        boxes: (B, 4) x1y1x2y2 float32 or float64.
+        scores: (B,) floating point.
+        iou_threshold: boxes with IoU > iou_threshold against a kept box are suppressed.
+        offset: 0 or 1, added to widths and heights (1 = inclusive pixel boxes).
+
+    Returns:
+        (k,) int64 indices into ``boxes`` of the kept boxes, by decreasing score.
+    """
+    order = scores.sort(descending=True, stable=True).indices  # (B,)
+    x1, y1, x2, y2 = boxes[order].unbind(1)
+    areas = (x2 - x1 + offset) * (y2 - y1 + offset)
+    remaining = torch.arange(order.numel(), device=boxes.device)
+    kept = []
+    while remaining.numel() > 0:
+        i, rest = remaining[0], remaining[1:]
+        kept.append(i)
+        w = (torch.minimum(x2[i], x2[rest]) - torch.maximum(x1[i], x1[rest]) + offset).clamp(min=0)
+        h = (torch.minimum(y2[i], y2[rest]) - torch.maximum(y1[i], y1[rest]) + offset).clamp(min=0)
+        inter = w * h
+        iou = inter / (areas[i] + areas[rest] - inter)
+        remaining = rest[~(iou.double() > iou_threshold)]
+    if not kept:
+        return order.new_empty(0)
+    return order[torch.stack(kept)]
+
+
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, offset: int = 0) -> Tensor:
+    """Greedy non-maximum suppression over all boxes (class-agnostic).
+
+    Args:
+        boxes: (B, 4) x1y1x2y2 boxes in pixels; float16/bfloat16 (AMP) are cast to float32.
+        scores: (B,) scores, on the device of ``boxes``.
+        iou_threshold: a box whose IoU with a kept box of higher score is > iou_threshold is
+            suppressed (torchvision's rule).
+        offset: 0 for area ``(x2-x1)(y2-y1)`` (torchvision), 1 for the original PolarMask's
+            inclusive ``(x2-x1+1)(y2-y1+1)``.
+
+    Returns:
+        (k,) int64 indices into ``boxes`` of the kept boxes, sorted by decreasing score; empty
+        when ``boxes`` is empty.
+    """
+    _check_inputs(boxes, scores, offset)
+    boxes, scores = _as_kernel_dtype(boxes), _as_kernel_dtype(scores)
+    if boxes.size(0) == 0:
+        return torch.empty(0, dtype=torch.long, device=boxes.device)
+    if _kernel_for(boxes.device.type):
+        return torch.ops.polarmask.nms(boxes, scores, float(iou_threshold), offset)
+    if offset == 0:
+        from torchvision.ops import nms as torchvision_nms
+
+        return torchvision_nms(boxes, scores.to(boxes.dtype), float(iou_threshold))
+    return _nms_pytorch(boxes, scores, float(iou_threshold), offset)
+
+
+def batched_nms(
+    boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float, offset: int = 0
+) -> Tensor:
+    """NMS done independently per category, in one kernel call.
+
+    Boxes of each category are moved by ``idxs * span`` along both axes, where ``span`` exceeds
+    the extent of all boxes, so boxes of different categories never overlap (torchvision's
+    coordinate trick). The shift is exact while the shifted coordinates stay representable; in
+    float32 that holds for pixel coordinates of ordinary images with up to a few hundred
+    categories.
+
+    Args:
+        boxes: (B, 4) x1y1x2y2 boxes in pixels; float16/bfloat16 (AMP) are cast to float32.
+        scores: (B,) scores.
+        idxs: (B,) integer category of each box (e.g. labels 0..C-1).
+        iou_threshold: IoU above which a box of the same category is suppressed.
+        offset: 0 or 1, see :func:`nms`.
+
+    Returns:
+        (k,) int64 indices into ``boxes`` of the kept boxes, sorted by decreasing score.
+    """
+    _check_inputs(boxes, scores, offset)
+    if idxs.shape != scores.shape:
+        raise ValueError(
+            f'batched_nms: idxs must be (B,) like scores {tuple(scores.shape)}, got '
+            f'{tuple(idxs.shape)}'
+        )
+    boxes = _as_kernel_dtype(boxes)
+    if boxes.size(0) == 0:
+        return torch.empty(0, dtype=torch.long, device=boxes.device)
+    span = boxes.max() - boxes.min() + (1 + offset)
+    shifted = boxes + (idxs.to(boxes) * span)[:, None]
+    return nms(shifted, scores, iou_threshold, offset)

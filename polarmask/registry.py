@@ -1,0 +1,86 @@
+"""Child registries of mmengine's roots.
+
+Every class this package builds from a config registers in one of these. Declaring a child for
+each root (scope ``polarmask``) keeps mmengine from warning on every build and lets configs name
+our classes and mmengine's own (``LinearLR``, ``OptimWrapper``, ...) without a prefix.
+"""
+
+from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import INFERENCERS as MMENGINE_INFERENCERS
+from mmengine.registry import LOG_PROCESSORS as MMENGINE_LOG_PROCESSORS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
+from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
+from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
+from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
+from mmengine.registry import RUNNER_CONSTRUCTORS as MMENGINE_RUNNER_CONSTRUCTORS
+from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
+from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
+from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
+from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
+from mmengine.registry import Registry
+
+RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=['polarmask.engine'])
+RUNNER_CONSTRUCTORS = Registry(
+    'runner constructor', parent=MMENGINE_RUNNER_CONSTRUCTORS, locations=['polarmask.engine']
+)
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=['polarmask.engine'])
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, locations=['polarmask.engine', 'polarmask.visualization']
+)
+LOG_PROCESSORS = Registry(
+    'log processor', parent=MMENGINE_LOG_PROCESSORS, locations=['polarmask.engine']
+)
+FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, locations=['polarmask.datasets'])
+
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, locations=['polarmask.datasets'])
+DATA_SAMPLERS = Registry(
+    'data sampler', parent=MMENGINE_DATA_SAMPLERS, locations=['polarmask.datasets']
+)
+TRANSFORMS = Registry(
+    'transform', parent=MMENGINE_TRANSFORMS, locations=['polarmask.datasets.transforms']
+)
+
+MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['polarmask.models'])
+MODEL_WRAPPERS = Registry(
+    'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['polarmask.engine']
+)
+WEIGHT_INITIALIZERS = Registry(
+    'weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS, locations=['polarmask.models']
+)
+TASK_UTILS = Registry(
+    'task util', parent=MMENGINE_TASK_UTILS, locations=['polarmask.models.task_modules']
+)
+
+OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS, locations=['polarmask.engine'])
+OPTIM_WRAPPERS = Registry(
+    'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, locations=['polarmask.engine']
+)
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor',
+    parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
+    locations=['polarmask.engine'],
+)
+PARAM_SCHEDULERS = Registry(
+    'parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS, locations=['polarmask.engine']
+)
+
+METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=['polarmask.evaluation'])
+EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=['polarmask.evaluation'])
+
+VISUALIZERS = Registry(
+    'visualizer', parent=MMENGINE_VISUALIZERS, locations=['polarmask.visualization']
+)
+VISBACKENDS = Registry(
+    'vis_backend', parent=MMENGINE_VISBACKENDS, locations=['polarmask.visualization']
+)
+INFERENCERS = Registry('inferencer', parent=MMENGINE_INFERENCERS, locations=['polarmask.apis'])

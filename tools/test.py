@@ -1,0 +1,19 @@
+"""Test a PolarMask checkpoint: ``python tools/test.py CONFIG CKPT [--out x.pkl] [--eval segm]``."""
+
+from mmengine.registry import RUNNERS
+
+from polarmask.engine.cli import build_test_parser, report_errors, test_config_from_args
+from polarmask.utils import register_all_modules
+
+
+def main() -> None:
+    args = build_test_parser().parse_args()
+    with report_errors(args.config):
+        register_all_modules()
+        cfg = test_config_from_args(args)
+        runner = RUNNERS.build(cfg)
+        runner.test()
+
+
+if __name__ == '__main__':
+    main()

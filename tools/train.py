@@ -1,0 +1,19 @@
+"""Train a PolarMask model: ``python tools/train.py CONFIG [--work-dir DIR] [--resume] ...``."""
+
+from mmengine.registry import RUNNERS
+
+from polarmask.engine.cli import build_train_parser, report_errors, train_config_from_args
+from polarmask.utils import register_all_modules
+
+
+def main() -> None:
+    args = build_train_parser().parse_args()
+    with report_errors(args.config):
+        register_all_modules()
+        cfg = train_config_from_args(args)
+        runner = RUNNERS.build(cfg)
+        runner.train()
+
+
+if __name__ == '__main__':
+    main()
