@@ -2,7 +2,7 @@
 
 from mmengine.registry import RUNNERS
 
-from polarmask.engine.cli import build_test_parser, report_errors, test_config_from_args
+from polarmask.engine.cli import build_test_parser, report_errors, config_for_testing
 from polarmask.utils import register_all_modules
 
 
@@ -10,7 +10,7 @@ def main() -> None:
     args = build_test_parser().parse_args()
     with report_errors(args.config):
         register_all_modules()
-        cfg = test_config_from_args(args)
+        cfg = config_for_testing(args)
         runner = RUNNERS.build(cfg)
         runner.test()
 

@@ -2,7 +2,7 @@
 
 from mmengine.registry import RUNNERS
 
-from polarmask.engine.cli import build_train_parser, report_errors, train_config_from_args
+from polarmask.engine.cli import build_train_parser, report_errors, config_for_training
 from polarmask.utils import register_all_modules
 
 
@@ -10,7 +10,7 @@ def main() -> None:
     args = build_train_parser().parse_args()
     with report_errors(args.config):
         register_all_modules()
-        cfg = train_config_from_args(args)
+        cfg = config_for_training(args)
         runner = RUNNERS.build(cfg)
         runner.train()
 

@@ -20,3 +20,6 @@ log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
 load_from = None
 resume = False
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='PolarVisualizer', vis_backends=vis_backends, name='visualizer')

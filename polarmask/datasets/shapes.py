@@ -25,15 +25,17 @@ data into ``data_root`` the first time it finds the annotation file missing.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from mmengine.dist import barrier, get_dist_info, get_local_rank
+from mmengine.dist import barrier, get_dist_info
 from mmengine.logging import print_log
 from pycocotools import mask as mask_utils
 
@@ -72,7 +74,7 @@ def make_shapes_dataset(
     side_range: tuple[int, int] = (192, 320),
     object_size: tuple[float, float] = (0.2, 0.45),
     num_objects: tuple[int, int] = (1, 6),
-    min_visible: float = 0.5,
+    min_visible: float = 0.6,
     min_area: int = 100,
     rle_every: int = 4,
     img_format: str = 'jpg',
@@ -81,9 +83,9 @@ def make_shapes_dataset(
 ) -> dict[str, Any]:
     """Generate the shapes dataset into ``out_dir`` unless a complete one is already there.
 
-    The dataset is written to ``<out_dir>.tmp-<pid>`` and renamed into place, so ``out_dir`` either
-    does not exist or holds a complete dataset. Concurrent callers are safe: each generates on its
-    own, the first rename wins and the others discard their copy.
+    The dataset is written to a sibling ``<out_dir>.tmp-<pid>-<random>`` and renamed into place, so
+    ``out_dir`` either does not exist or holds a complete dataset. Concurrent callers are safe: each
+    generates on its own, the first rename wins and the others discard their copy.
 
     Args:
         out_dir: Dataset root to create.
@@ -118,12 +120,19 @@ def make_shapes_dataset(
         raise ValueError(f'object_size must satisfy 0 < low <= high <= 1 (got {object_size})')
     out_dir = Path(out_dir)
     params = dict(
-        num_train=num_train, num_val=num_val, seed=seed,
+        num_train=num_train,
+        num_val=num_val,
+        seed=seed,
         image_size=None if image_size is None else list(image_size),
-        side_range=list(side_range), object_size=list(object_size),
-        num_objects=list(num_objects), min_visible=min_visible, min_area=min_area,
-        rle_every=rle_every, img_format=img_format, jpeg_quality=jpeg_quality,
-    )  # fmt: skip
+        side_range=list(side_range),
+        object_size=list(object_size),
+        num_objects=list(num_objects),
+        min_visible=min_visible,
+        min_area=min_area,
+        rle_every=rle_every,
+        img_format=img_format,
+        jpeg_quality=jpeg_quality,
+    )
     if _is_complete(out_dir) and not force:
         return _summary(out_dir, generated=False, requested=params)
     if out_dir.exists() and not _is_complete(out_dir) and any(out_dir.iterdir()):
@@ -131,8 +140,10 @@ def make_shapes_dataset(
             f"'{out_dir}' exists but is not a shapes dataset (no annotations/instances_train.json "
             'and instances_val.json): remove it or choose another output folder'
         )
-    tmp_dir = Path(f'{out_dir}.tmp-{os.getpid()}')
-    shutil.rmtree(tmp_dir, ignore_errors=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(
+        tempfile.mkdtemp(prefix=f'{out_dir.name}.tmp-{os.getpid()}-', dir=out_dir.parent)
+    )
     try:
         for split_index, (split, num_images) in enumerate(
             zip(SPLITS, (num_train, num_val), strict=True)
@@ -155,12 +166,11 @@ def _is_complete(root: Path) -> bool:
 
 def _move_into_place(tmp_dir: Path, out_dir: Path, replace: bool) -> None:
     """Rename ``tmp_dir`` to ``out_dir``; a complete ``out_dir`` won by another caller is kept."""
-    old_dir = Path(f'{out_dir}.old-{os.getpid()}')
+    old_dir = Path(f'{tmp_dir}.old')
     if replace and out_dir.exists():
         out_dir.rename(old_dir)
     elif out_dir.is_dir() and not any(out_dir.iterdir()):
         out_dir.rmdir()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
         tmp_dir.rename(out_dir)
     except OSError:
@@ -171,9 +181,13 @@ def _move_into_place(tmp_dir: Path, out_dir: Path, replace: bool) -> None:
 
 def _summary(root: Path, generated: bool, requested: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = dict(
-        root=str(root), generated=generated, ann_files={}, img_dirs={}, num_images={},
+        root=str(root),
+        generated=generated,
+        ann_files={},
+        img_dirs={},
+        num_images={},
         num_instances={},
-    )  # fmt: skip
+    )
     for split, ann_file in annotation_paths(root).items():
         with open(ann_file, encoding='utf-8') as f:
             coco = json.load(f)
@@ -181,13 +195,19 @@ def _summary(root: Path, generated: bool, requested: dict[str, Any]) -> dict[str
         summary['img_dirs'][split] = str(root / split)
         summary['num_images'][split] = len(coco['images'])
         summary['num_instances'][split] = len(coco['annotations'])
-        stored = coco.get('info', {}).get('generator')
-        if not generated and split == 'train' and stored != requested:
+        stored = coco.get('info', {}).get('generator') or {}
+        differences = [
+            f'{key}={stored.get(key)!r} (asked for {value!r})'
+            for key, value in requested.items()
+            if stored.get(key) != value
+        ]
+        if not generated and split == 'train' and differences:
             print_log(
-                f"kept the shapes dataset in '{root}' although it was made with {stored} and "
-                f'{requested} was asked for: pass force=True (--force) to regenerate it',
-                logger='current', level=30,
-            )  # fmt: skip
+                f"kept the shapes dataset in '{root}', made with {', '.join(differences)}: "
+                'pass force=True (--force) to regenerate it',
+                logger='current',
+                level=logging.WARNING,
+            )
     return summary
 
 
@@ -213,8 +233,8 @@ def _write_split(
             if rle_every and ann_id % rle_every == 0:
                 encoding = 'uncompressed' if ann_id == rle_every else 'rle'
             ann = encode_instance(mask, encoding)
-            if ann is None:
-                continue
+            if ann is None:  # no part with 3 contour points: keep the pixels as an RLE
+                ann = encode_instance(mask, 'rle')
             ann.update(id=ann_id, image_id=image_id, category_id=category_id, iscrowd=0)
             annotations.append(ann)
     coco = dict(
@@ -266,7 +286,7 @@ def render_image(
     width: int,
     object_size: tuple[float, float] = (0.2, 0.45),
     num_objects: tuple[int, int] = (1, 6),
-    min_visible: float = 0.5,
+    min_visible: float = 0.6,
     min_area: int = 100,
 ) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
     """Draw one image of shapes on a textured background.
@@ -294,7 +314,7 @@ def render_image(
             shape['mask'] &= ~placed['mask']
         placed['color'] = _paint_shape(rng, canvas, placed['mask'], shapes)
         shapes.append(placed)
-    canvas += rng.normal(0.0, rng.uniform(2.0, 8.0), size=canvas.shape).astype(np.float32)
+    canvas += rng.standard_normal(canvas.shape, dtype=np.float32) * rng.uniform(2.0, 8.0)
     img = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
     return img, [(SHAPE_CATEGORIES[s['category']]['id'], s['mask']) for s in shapes]
 
@@ -328,13 +348,25 @@ def _place_shape(
         visible = int(mask.sum())
         if visible < max(min_area, min_visible * area):
             continue
-        if all(
-            (kept := int(np.count_nonzero(s['mask'] & ~mask))) >= min_area
-            and kept >= min_visible * s['area']
-            for s in shapes
-        ):
+        if all(_stays_visible(s, mask, min_visible, min_area) for s in shapes):
             return dict(category=category_index, mask=mask, area=area)
     return None
+
+
+def _stays_visible(
+    shape: dict[str, Any], cover: np.ndarray, min_visible: float, min_area: int
+) -> bool:
+    """Whether ``shape`` keeps enough visible pixels, and no hole, under the (H, W) ``cover``."""
+    if not np.any(shape['mask'] & cover):
+        return True
+    visible = shape['mask'] & ~cover
+    kept = int(np.count_nonzero(visible))
+    if kept < min_area or kept < min_visible * shape['area']:
+        return False
+    _, hierarchy = cv2.findContours(
+        visible.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE
+    )
+    return hierarchy is None or bool(np.all(hierarchy[0, :, 3] < 0))
 
 
 def shape_vertices(name: str, rng: np.random.Generator) -> np.ndarray:
@@ -363,7 +395,9 @@ def shape_vertices(name: str, rng: np.random.Generator) -> np.ndarray:
         return _polar_vertices(np.arange(10) * math.pi / 5, radii)
     if name == 'cross':
         arm = rng.uniform(0.28, 0.4)
-        arm_end = np.array([[1.0, -arm], [1.0, arm], [arm, arm], [arm, 1.0]])  # one quarter turn
+        arm_end = np.array(
+            [[1.0, -arm], [1.0, arm], [arm, arm], [arm, 1.0]]
+        )  # a quarter of the outline
         quarter_turn = np.array([[0.0, -1.0], [1.0, 0.0]])
         return np.concatenate(
             [arm_end @ np.linalg.matrix_power(quarter_turn, k).T for k in range(4)]
@@ -376,13 +410,9 @@ def _polar_vertices(theta: np.ndarray, radii: np.ndarray) -> np.ndarray:
 
 
 def _random_color(rng: np.random.Generator, saturation: tuple[float, float]) -> np.ndarray:
-    """A BGR colour (3,) float32 in [0, 255] from a random hue and the given saturation range."""
-    hsv = np.array(
-        [[[rng.uniform(0, 180), rng.uniform(*saturation) * 255, rng.uniform(0.35, 1.0) * 255]]],
-        dtype=np.float32,
-    )
-    hsv[..., 0] *= 2  # OpenCV's float HSV takes hue in degrees
-    return cv2.cvtColor(hsv / np.array([1, 255, 255], np.float32), cv2.COLOR_HSV2BGR)[0, 0] * 255
+    """A BGR colour (3,) float32 in [0, 255] of random hue and value, saturation in a range."""
+    hsv = [[[rng.uniform(0, 360), rng.uniform(*saturation), rng.uniform(0.35, 1.0)]]]
+    return cv2.cvtColor(np.array(hsv, dtype=np.float32), cv2.COLOR_HSV2BGR)[0, 0] * 255
 
 
 def _linear_ramp(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -445,8 +475,8 @@ def _paint_shape(
     Returns:
         np.ndarray: (3,) the shape's main BGR colour.
     """
-    ys, xs = np.nonzero(mask)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    x0, y0, box_w, box_h = cv2.boundingRect(mask.view(np.uint8))
+    y1, x1 = y0 + box_h, x0 + box_w
     region, inside = canvas[y0:y1, x0:x1], mask[y0:y1, x0:x1]
     avoid = [region[inside].mean(axis=0)] + [s['color'] for s in shapes]
     best, best_distance = None, -1.0
@@ -483,13 +513,12 @@ def encode_instance(mask: np.ndarray, encoding: str = 'polygon') -> dict[str, An
         dict | None: ``segmentation``, ``area``, ``bbox``; None when the mask has no polygon of
         3 or more points (polygon encoding) or no pixel.
     """
-    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    mask = np.ascontiguousarray(mask != 0, dtype=np.uint8)
     height, width = mask.shape
-    ys, xs = np.nonzero(mask)
-    if not len(xs):
+    num_pixels = int(np.count_nonzero(mask))
+    if not num_pixels:
         return None
-    bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),
-            float(ys.max() - ys.min() + 1)]  # fmt: skip
+    bbox = [float(v) for v in cv2.boundingRect(mask)]
     if encoding == 'polygon':
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         contours = sorted((c for c in contours if len(c) >= 3), key=cv2.contourArea, reverse=True)
@@ -502,7 +531,7 @@ def encode_instance(mask: np.ndarray, encoding: str = 'polygon') -> dict[str, An
     elif encoding == 'rle':
         rle = mask_utils.encode(np.asfortranarray(mask))
         segmentation = dict(size=[height, width], counts=rle['counts'].decode('ascii'))
-        area = len(xs)
+        area = num_pixels
     elif encoding == 'uncompressed':
         flat = mask.ravel(order='F')
         edges = np.concatenate(([0], np.flatnonzero(np.diff(flat)) + 1, [flat.size]))
@@ -510,7 +539,7 @@ def encode_instance(mask: np.ndarray, encoding: str = 'polygon') -> dict[str, An
         if flat[0]:
             counts = [0, *counts]
         segmentation = dict(size=[height, width], counts=counts)
-        area = len(xs)
+        area = num_pixels
     else:
         raise ValueError(f"encoding must be 'polygon', 'rle' or 'uncompressed' (got {encoding!r})")
     return dict(segmentation=segmentation, area=area, bbox=bbox)
@@ -522,20 +551,24 @@ class ShapesDataset(CocoInsSegDataset):
 
     Args:
         generate_if_missing: When ``ann_file`` does not exist, generate the dataset into
-            ``data_root`` with :func:`make_shapes_dataset` first (in distributed runs the local
-            rank 0 of each node generates while the other ranks wait at a barrier).
+            ``data_root`` with :func:`make_shapes_dataset` first. In distributed runs rank 0
+            generates while the other ranks wait at a barrier; a rank that still misses the data
+            then (a node without a shared file system) generates the same data itself.
         generator_cfg: Keyword arguments of :func:`make_shapes_dataset` (``num_train``,
             ``num_val``, ``seed``, ...).
         **kwargs: Arguments of :class:`CocoInsSegDataset` (``ann_file``, ``data_root``,
             ``data_prefix``, ``metainfo``, ``filter_cfg``, ``pipeline``, ``test_mode``, ...).
     """
 
-    METAINFO = dict(classes=SHAPES_CLASSES)
+    METAINFO: dict = dict(classes=SHAPES_CLASSES)
 
     def __init__(
-        self, *args: Any, generate_if_missing: bool = True, generator_cfg: dict | None = None,
+        self,
+        *args: Any,
+        generate_if_missing: bool = True,
+        generator_cfg: dict | None = None,
         **kwargs: Any,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.generate_if_missing = generate_if_missing
         self.generator_cfg = dict(generator_cfg or {})
         super().__init__(*args, **kwargs)
@@ -547,29 +580,36 @@ class ShapesDataset(CocoInsSegDataset):
         super().full_init()
 
     def _generate_if_missing(self) -> None:
-        _, world_size = get_dist_info()
-        if not os.path.isfile(self.ann_file) and (world_size == 1 or get_local_rank() == 0):
-            if not self.data_root:
-                raise ValueError(
-                    f"ShapesDataset: annotation file '{self.ann_file}' is missing and data_root "
-                    'is not set: set data_root to the folder to generate the dataset into'
-                )
-            print_log(
-                f"ShapesDataset: '{self.ann_file}' is missing; generating the shapes dataset "
-                f"into '{self.data_root}' with {self.generator_cfg or 'the default settings'}",
-                logger='current',
+        if os.path.isfile(self.ann_file):
+            return
+        if not self.data_root:
+            raise ValueError(
+                f"ShapesDataset: annotation file '{self.ann_file}' is missing and data_root is not "
+                'set: set data_root to the folder to generate the dataset into'
             )
-            summary = make_shapes_dataset(self.data_root, **self.generator_cfg)
-            print_log(
-                f'ShapesDataset: wrote {summary["num_images"]} images with '
-                f"{summary['num_instances']} instances to '{summary['root']}'",
-                logger='current',
-            )
+        rank, world_size = get_dist_info()
+        if rank == 0:
+            self._generate()
         if world_size > 1:
             barrier()
+            if not os.path.isfile(self.ann_file):
+                self._generate()
         if not os.path.isfile(self.ann_file):
             raise FileNotFoundError(
                 f"ShapesDataset: '{self.ann_file}' is still missing after generating into "
                 f"'{self.data_root}', which writes annotations/instances_{{train,val}}.json: "
                 'point ann_file at one of them'
             )
+
+    def _generate(self) -> None:
+        print_log(
+            f"ShapesDataset: '{self.ann_file}' is missing; generating the shapes dataset into "
+            f"'{self.data_root}' with {self.generator_cfg or 'the default settings'}",
+            logger='current',
+        )
+        summary = make_shapes_dataset(self.data_root, **self.generator_cfg)
+        print_log(
+            f'ShapesDataset: wrote {summary["num_images"]} images with '
+            f"{summary['num_instances']} instances to '{summary['root']}'",
+            logger='current',
+        )

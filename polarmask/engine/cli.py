@@ -92,7 +92,7 @@ def _set_work_dir(cfg: Config, args: argparse.Namespace) -> None:
         cfg.work_dir = os.path.join('./work_dirs', os.path.splitext(os.path.basename(args.config))[0])
 
 
-def train_config_from_args(args: argparse.Namespace) -> Config:
+def config_for_training(args: argparse.Namespace) -> Config:
     """The runner config for a training command line."""
     cfg = _load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
@@ -126,7 +126,7 @@ def train_config_from_args(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def test_config_from_args(args: argparse.Namespace) -> Config:
+def config_for_testing(args: argparse.Namespace) -> Config:
     """The runner config for a test command line."""
     cfg = _load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher

@@ -18,6 +18,7 @@ Conventions kept from the original PolarMask (``../shared/REFERENCE.md`` §0, §
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -157,3 +158,210 @@ def polygons_to_masks(polygons: np.ndarray | Tensor, shape: tuple[int, int]) -> 
     for index, polygon in enumerate(polygons):
         masks[index] = polygon_to_mask(polygon, shape)
     return masks
+
+
+# --- Target side (REFERENCE §3.4, §3.6, §4) -----------------------------------------------------
+
+RAY_SEARCH_OFFSETS = (0, 1, -1, 2, -2, 3, -3)
+"""Integer-degree bins tried for the ray at angle a, in priority order: a, a+1, a-1, ..., a-3."""
+
+MISSING_RAY = 1e-6
+"""Ray target when no contour point falls within +-3 degrees of the ray."""
+
+_DEGREE_BINS = 361  # integer degrees 0..360; 360 only arises from rounding a tiny negative angle
+
+
+def _ray_step(num_rays: int) -> int:
+    if num_rays <= 0 or 360 % num_rays:
+        raise ValueError(f'num_rays must divide 360 (got {num_rays})')
+    return 360 // num_rays
+
+
+def _shoelace_center(vertices: np.ndarray) -> np.ndarray:
+    """The original's ``get_centerpoint``: shoelace centroid, each coordinate ``int()``-truncated.
+
+    The sums run in float64 in vertex order (``np.cumsum`` is sequential), term by term as the
+    original's Python loop, so the truncation sees the same rounding. A zero-area polygon falls
+    back to the truncated mean of the vertices.
+
+    Args:
+        vertices: (K, 2) int32 contour points (x, y).
+
+    Returns:
+        np.ndarray: (2,) float32 centre (x, y), integral values.
+    """
+    current = vertices.astype(np.int64)
+    previous = np.concatenate((current[-1:], current[:-1]))  # vertex i - 1, the last for i = 0
+    signed = (current[:, 0] * previous[:, 1] - current[:, 1] * previous[:, 0]) / 2.0  # (K,)
+    area = np.cumsum(signed)[-1]
+    if area == 0:
+        mean_x, mean_y = vertices.mean(axis=0)
+        return np.array([int(mean_x), int(mean_y)], dtype=np.float32)
+    center_x, center_y = np.cumsum(signed[:, None] * (current + previous) / 3.0, axis=0)[-1] / area
+    return np.array([int(center_x), int(center_y)], dtype=np.float32)
+
+
+def mask_contour(
+    mask: np.ndarray, bbox: np.ndarray | Sequence[float] | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Largest contour of a binary mask and its mass centre, as the original computes them.
+
+    ``cv2.findContours(mask, RETR_TREE, CHAIN_APPROX_NONE)``; the contour with the largest
+    ``cv2.contourArea`` wins (the first one among equal areas, as the original's stable sort
+    keeps). Multi-part masks keep their biggest part; holes never win over their outer border.
+    The centre is the shoelace centroid of that contour's vertices with each coordinate
+    truncated by ``int()``, or the truncated mean of the vertices when the polygon has zero
+    area (REFERENCE §3.4).
+
+    Args:
+        mask: (H, W) mask, non-zero inside (uint8 or bool), in pixels of the network input.
+        bbox: optional (4,) x1, y1, x2, y2 where the mask probably lies. When the mask has no
+            pixel outside it (plus a 2-pixel margin), the contours are traced on that window
+            only (the same contours, about 3x faster on a 1280 x 768 image); otherwise, and
+            without a box, on the whole mask.
+
+    Returns:
+        tuple | None: ``(contour, center)`` with contour (K, 2) float32 points (x, y) in pixels
+        and center (2,) float32 (x, y), or None when the mask is empty (the original raised an
+        IndexError there).
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f'mask_contour expects one (H, W) mask, got shape {mask.shape}')
+    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    window, offset = mask, (0, 0)
+    if bbox is not None:
+        height, width = mask.shape
+        x1, y1, x2, y2 = (float(v) for v in bbox)
+        left, top = max(math.floor(x1) - 2, 0), max(math.floor(y1) - 2, 0)
+        right, bottom = min(math.ceil(x2) + 3, width), min(math.ceil(y2) + 3, height)
+        crop = mask[top:bottom, left:right]
+        if right > left and bottom > top and cv2.countNonZero(crop) == cv2.countNonZero(mask):
+            # A ring of zeros around the window, as OpenCV assumes outside the image.
+            window = cv2.copyMakeBorder(crop, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+            offset = (left - 1, top - 1)
+    contours, _ = cv2.findContours(window, cv2.RETR_TREE, cv2.CHAIN_APPROX_NONE, offset=offset)
+    if not contours:
+        return None
+    largest = max(contours, key=cv2.contourArea)[:, 0, :]  # (K, 2) int32
+    return largest.astype(np.float32), _shoelace_center(largest)
+
+
+def _degree_bins(delta_x: Tensor, delta_y: Tensor) -> Tensor:
+    """Integer degrees of ``atan2(dx, dy)`` in [0, 360], the original's float32 arithmetic.
+
+    The original computes ``torch.atan2(dx, dy) * 180 / np.pi`` in float32, adds 360 to negative
+    angles and truncates with ``.int()``. torch's float32 ``atan2`` is not one function: its
+    SIMD path (SLEEF), its scalar path (libm ``atan2f``, used for the tail of every vector) and
+    CUDA round differently, so even a per-point loop would bin a few offsets differently
+    depending on where they sit in memory. We pin ``atan2`` to the correctly rounded float32
+    value (computed in float64, then rounded) and keep the rest of the float32 chain. Over all
+    integer offsets within +-1280 x +-768 pixels this gives libm's bins except on 7 offsets,
+    and torch's AVX2 SIMD bins except on the exact diagonal dx = dy > 0 (45 where SIMD gives 44;
+    45 degrees is a ray only when R is 24 or 72).
+    The division is by a device tensor, not a Python scalar: CUDA turns division by a scalar into
+    a multiplication by its reciprocal, which rounds differently.
+
+    Args:
+        delta_x: (M,) float32 x offsets of contour points from the ray origin, in pixels.
+        delta_y: (M,) float32 y offsets.
+
+    Returns:
+        Tensor: (M,) int64 degrees, 0 = +y (down), 90 = +x (right).
+    """
+    radians = torch.atan2(delta_x.double(), delta_y.double()).float()
+    degrees = radians * 180 / radians.new_tensor(math.pi)
+    degrees = torch.where(degrees < 0, degrees + 360, degrees)
+    return degrees.long()
+
+
+def ray_targets_packed(
+    points: Tensor,
+    contours: Tensor,
+    contour_lengths: Tensor,
+    contour_index: Tensor,
+    num_rays: int = 36,
+) -> Tensor:
+    """Ray targets of many points against many contours at once (REFERENCE §3.6).
+
+    For each point, every point of its contour is binned by integer degree
+    (:func:`_degree_bins`) with distance ``sqrt(dx**2 + dy**2)`` (float32); the farthest point
+    per bin is kept (a scatter-max into 361 bins per point). Ray k at angle a = k * 360 / R takes
+    the first non-empty bin among a, a+1, a-1, a+2, a-2, a+3, a-3 (no wrap-around at 0/360), else
+    :data:`MISSING_RAY`. A point on its contour contributes distance 0 at angle 0.
+
+    Args:
+        points: (P, 2) float32 ray origins (x, y) in pixels.
+        contours: (K, 2) contour points (x, y) of all contours, concatenated.
+        contour_lengths: (G,) number of points of each contour in ``contours``.
+        contour_index: (P,) index in 0..G-1 of the contour each point's rays hit.
+        num_rays: rays R; must divide 360.
+
+    Returns:
+        Tensor: (P, R) float32 ray lengths in pixels, on the device of ``points``.
+    """
+    step = _ray_step(num_rays)
+    device = points.device
+    num_points = points.shape[0]
+    points_xy = points.float().T.contiguous()  # (2, P)
+    contours_xy = contours.to(device=device, dtype=torch.float32).T.contiguous()  # (2, K)
+    lengths = contour_lengths.to(device=device, dtype=torch.long)
+    index = contour_index.to(device=device, dtype=torch.long)
+
+    # Pair every point with each point of its contour: (M,) indices, M = sum of the lengths.
+    counts = lengths.index_select(0, index)  # (P,)
+    starts = (torch.cumsum(lengths, 0) - lengths).index_select(0, index)
+    shifts = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
+    pair_contour = torch.arange(shifts.numel(), device=device) + shifts
+    pair_point = torch.repeat_interleave(torch.arange(num_points, device=device), counts)
+    delta_x, delta_y = contours_xy.index_select(1, pair_contour) - torch.repeat_interleave(
+        points_xy, counts, dim=1
+    )  # (M,) each
+    distances = torch.sqrt(delta_x**2 + delta_y**2)
+    bins = _degree_bins(delta_x, delta_y)
+
+    # Farthest contour point per (point, integer degree); an extra last column stays empty (-1).
+    width = _DEGREE_BINS + 1
+    farthest = points_xy.new_full((num_points, width), -1.0)
+    farthest.view(-1).scatter_reduce_(0, pair_point * width + bins, distances, reduce='amax')
+    candidates = torch.tensor(
+        [
+            [a + o if 0 <= a + o < _DEGREE_BINS else _DEGREE_BINS for a in range(0, 360, step)]
+            for o in RAY_SEARCH_OFFSETS
+        ],
+        device=device,
+    )  # (7, R) bins to try for each ray, in search order
+    rays = points_xy.new_full((num_points, num_rays), MISSING_RAY)
+    for bins_tried in candidates.flip(0):
+        found = farthest.index_select(1, bins_tried)  # (P, R)
+        rays = torch.where(found >= 0, found, rays)
+    return rays
+
+
+def ray_targets(points: Tensor, contour: Tensor | np.ndarray, num_rays: int = 36) -> Tensor:
+    """Ray targets of points against one contour; see :func:`ray_targets_packed`.
+
+    Args:
+        points: (P, 2) float32 ray origins (x, y) in pixels.
+        contour: (K, 2) contour points (x, y) in pixels.
+        num_rays: rays R; must divide 360.
+
+    Returns:
+        Tensor: (P, R) float32 ray lengths in pixels, on the device of ``points``.
+    """
+    contour = torch.as_tensor(contour, dtype=torch.float32, device=points.device).reshape(-1, 2)
+    lengths = torch.tensor([contour.shape[0]], device=points.device)
+    index = torch.zeros(points.shape[0], dtype=torch.long, device=points.device)
+    return ray_targets_packed(points, contour, lengths, index, num_rays)
+
+
+def polar_centerness(rays: Tensor) -> Tensor:
+    """Polar centerness target ``sqrt(min / max)`` over the rays of each point (REFERENCE §4).
+
+    Args:
+        rays: (P, R) ray targets of positive points (all > 0 except a possible 0 at angle 0).
+
+    Returns:
+        Tensor: (P,) centerness in [0, 1].
+    """
+    return torch.sqrt(rays.amin(dim=-1) / rays.amax(dim=-1))

@@ -13,7 +13,7 @@ param_scheduler = [
         start_factor=warmup_start_lr / base_lr,
         by_epoch=False,
         begin=0,
-        end=500,
+        end=501,  # mmengine reaches the full lr at step end - 1: lr/3 -> lr over 500 iterations
     ),
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=12, milestones=[8, 11], gamma=0.1),
 ]

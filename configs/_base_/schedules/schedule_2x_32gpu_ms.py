@@ -12,7 +12,7 @@ param_scheduler = [
         start_factor=warmup_start_lr / base_lr,
         by_epoch=False,
         begin=0,
-        end=2000,
+        end=2001,  # full lr at iteration 2000, as the original
     ),
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=26, milestones=[18, 24], gamma=0.1),
 ]

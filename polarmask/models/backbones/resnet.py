@@ -190,8 +190,10 @@ class ResNet(BaseModule):
             ]
         super().__init__(init_cfg)
         if depth not in self.arch_settings:
-            raise KeyError(f'invalid depth {depth} for {type(self).__name__}: use one of '
-                           f'{sorted(self.arch_settings)}')
+            raise KeyError(
+                f'invalid depth {depth} for {type(self).__name__}: use one of '
+                f'{sorted(self.arch_settings)}'
+            )
         if not 1 <= num_stages <= 4:
             raise ValueError(f'num_stages must be in 1..4 (got {num_stages})')
         if len(strides) < num_stages or len(dilations) < num_stages:

@@ -23,8 +23,11 @@ class ResNeXt(ResNet):
         **kwargs: :class:`ResNet` arguments; depth must be 50, 101 or 152.
     """
 
-    arch_settings = {depth: (Bottleneck, blocks) for depth, (block, blocks) in
-                     ResNet.arch_settings.items() if block is Bottleneck}
+    arch_settings = {
+        depth: (Bottleneck, blocks)
+        for depth, (block, blocks) in ResNet.arch_settings.items()
+        if block is Bottleneck
+    }
 
     def __init__(self, groups: int = 1, base_width: int = 4, **kwargs) -> None:
         self.groups = groups

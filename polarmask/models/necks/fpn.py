@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch import Tensor, nn
@@ -67,13 +67,14 @@ class FPN(BaseModule):
             )
         num_used = self.end_level - start_level + 1
         if num_outs < num_used:
-            raise ValueError(f'num_outs ({num_outs}) < number of used backbone levels '
-                             f'({num_used})')
+            raise ValueError(f'num_outs ({num_outs}) < number of used backbone levels ({num_used})')
         if add_extra_convs is True:
             add_extra_convs = 'on_input'
         if add_extra_convs and add_extra_convs not in EXTRA_CONV_SOURCES:
-            raise ValueError(f'add_extra_convs must be a bool or one of {EXTRA_CONV_SOURCES} '
-                             f'(got {add_extra_convs!r})')
+            raise ValueError(
+                f'add_extra_convs must be a bool or one of {EXTRA_CONV_SOURCES} '
+                f'(got {add_extra_convs!r})'
+            )
         self.add_extra_convs = add_extra_convs
 
         conv_kwargs = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg, inplace=False)

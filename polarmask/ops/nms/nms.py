@@ -5,8 +5,8 @@ Naming convention for shapes: B boxes (the candidates of one image, all classes 
 Boxes are x1y1x2y2. ``offset=0`` is torchvision's continuous convention (area ``(x2-x1)(y2-y1)``);
 ``offset=1`` is the original PolarMask's inclusive pixel convention (area ``(x2-x1+1)(y2-y1+1)``,
 see ``../shared/REFERENCE.md`` §7). A box is suppressed when its IoU with a kept box of higher
-score is strictly greater than the threshold, as in ``torchvision.ops.nms``; equal scores keep
-their input order (stable sort).
+score is strictly greater than the threshold, as in ``torchvision.ops.nms`` and the original's
+CUDA kernel (its CPU kernel used >=); equal scores keep their input order (stable sort).
 
 The kernels live in the extension ``polarmask._C`` (``polarmask/ops/nms/csrc``), which registers
 ``torch.ops.polarmask.nms`` for CPU and, when built with nvcc, CUDA tensors.
@@ -21,8 +21,6 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
-BUILD_HINT = 'build it with `pip install --no-build-isolation -e .` in the polarmask checkout'
-
 
 @functools.cache
 def _extension_loaded() -> bool:
@@ -32,13 +30,18 @@ def _extension_loaded() -> bool:
     except ImportError as error:
         print_log(
             f'polarmask._C is not built ({error}): NMS falls back to torchvision (offset=0) or '
-            f'a slower pure-PyTorch loop (offset=1); {BUILD_HINT}',
+            f'a slower pure-PyTorch loop (offset=1); build it with '
+            f'`pip install --no-build-isolation -e .` in the polarmask checkout',
             logger='current',
             level=logging.WARNING,
         )
         return False
     torch.library.register_fake('polarmask::nms')(_nms_fake)
     return True
+
+
+# Devices our extension can have a kernel for, and their dispatch keys.
+_DISPATCH_KEYS = {'cpu': 'CPU', 'cuda': 'CUDA'}
 
 
 @functools.cache
@@ -49,13 +52,18 @@ def _kernel_for(device_type: str) -> bool:
     """
     if not _extension_loaded():
         return False
-    if torch._C._dispatch_has_kernel_for_dispatch_key('polarmask::nms', device_type.upper()):
+    key = _DISPATCH_KEYS.get(device_type)
+    if key is not None and torch._C._dispatch_has_kernel_for_dispatch_key('polarmask::nms', key):
         return True
+    hint = (
+        'polarmask._C was built without its CUDA kernel; rebuild it where nvcc is found (set '
+        'CUDA_HOME), or force it with `FORCE_CUDA=1 pip install --no-build-isolation -e .`'
+        if device_type == 'cuda'
+        else 'our kernels are for CPU and CUDA tensors'
+    )
     print_log(
-        f'polarmask._C has no {device_type} NMS kernel (it was built without one): NMS on '
-        f'{device_type} tensors falls back to torchvision / pure PyTorch. For CUDA, rebuild '
-        f'where nvcc is found (set CUDA_HOME) or with FORCE_CUDA=1: '
-        f'`FORCE_CUDA=1 pip install --no-build-isolation -e .`',
+        f'polarmask._C has no NMS kernel for {device_type} tensors, so NMS on them falls back to '
+        f'torchvision (offset=0) or a slower pure-PyTorch loop (offset=1): {hint}',
         logger='current',
         level=logging.WARNING,
     )

@@ -1,0 +1,18 @@
+from .formatting import PackPolarInputs
+from .geometric import Pad, RandomFlip, RandomResize, Resize, flip_masks, resize_masks
+from .loading import LoadAnnotations, LoadImageFromFile, segmentations_to_masks
+from .polar_contours import PolarContours
+
+__all__ = [
+    'LoadAnnotations',
+    'LoadImageFromFile',
+    'PackPolarInputs',
+    'Pad',
+    'PolarContours',
+    'RandomFlip',
+    'RandomResize',
+    'Resize',
+    'flip_masks',
+    'resize_masks',
+    'segmentations_to_masks',
+]

@@ -1,0 +1,3 @@
+from .data_preprocessor import PolarDataPreprocessor
+
+__all__ = ['PolarDataPreprocessor']

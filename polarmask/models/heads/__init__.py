@@ -1,0 +1,3 @@
+from .polarmask_head import PolarMaskHead
+
+__all__ = ['PolarMaskHead']

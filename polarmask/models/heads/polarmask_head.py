@@ -1,0 +1,449 @@
+"""The PolarMask head (Xie et al. 2020): classes, boxes, polar centerness and ray lengths.
+
+Naming convention for shapes: N images, P points (all levels), C classes, R rays, n candidates
+of one image. Lengths (box distances l, t, r, b and ray lengths) are in pixels of the network
+input. Behaviour follows the original's 'current' code (``../shared/REFERENCE.md`` §2.2, §4, §5).
+"""
+
+from __future__ import annotations
+
+import torch
+from mmcv.cnn import ConvModule, Scale
+from mmengine.config import ConfigDict
+from mmengine.model import BaseModule
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from polarmask.ops import batched_nms
+from polarmask.registry import MODELS, TASK_UTILS
+from polarmask.structures import SampleList
+from polarmask.structures.polar import (
+    level_points,
+    polar_centerness,
+    polygons_to_bboxes,
+    ray_directions,
+    rays_to_polygons,
+)
+
+INF = 1e8
+REGRESS_RANGES = ((-1, 64), (64, 128), (128, 256), (256, 512), (512, INF))
+
+
+def distance_to_boxes(
+    points: Tensor, distances: Tensor, max_shape: tuple[int, int] | None = None
+) -> Tensor:
+    """Boxes from points and (l, t, r, b) distances.
+
+    Args:
+        points: (n, 2) as (x, y) in pixels.
+        distances: (n, 4) distances to the left, top, right and bottom box sides.
+        max_shape: (H, W); when given, x is clamped to [0, W - 1] and y to [0, H - 1].
+
+    Returns:
+        Tensor: (n, 4) boxes x1y1x2y2.
+    """
+    top_left = points - distances[:, :2]
+    bottom_right = points + distances[:, 2:]
+    boxes = torch.cat((top_left, bottom_right), dim=-1)
+    if max_shape is not None:
+        height, width = max_shape
+        upper = boxes.new_tensor([width - 1, height - 1, width - 1, height - 1])
+        boxes = boxes.clamp(min=0).minimum(upper)
+    return boxes
+
+
+def _flatten_levels(mlvl_maps: list[Tensor]) -> Tensor:
+    """Per-level maps (N, D, H_l, W_l) -> (N * P, D) float32, image-major, levels in order."""
+    num_imgs, channels = mlvl_maps[0].shape[:2]
+    flat = [m.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels) for m in mlvl_maps]
+    return torch.cat(flat, dim=1).reshape(-1, channels).float()
+
+
+@MODELS.register_module()
+class PolarMaskHead(BaseModule):
+    """Dense head predicting, per FPN point, class logits, a box, a polar centerness and rays.
+
+    Three towers of ``stacked_convs`` x (3x3 conv, GN, ReLU): ``cls_convs`` feeds ``polar_cls``
+    and ``polar_centerness``, ``reg_convs`` feeds ``polar_reg`` and ``mask_convs`` feeds
+    ``polar_mask``. Box distances and ray lengths are ``exp(scale_l * conv)`` with separate
+    learnable scales per level (``scales_bbox``, ``scales_mask``). Parameter names equal the
+    original's, so its checkpoints' ``bbox_head.*`` keys load by name.
+
+    Args:
+        num_classes: number of object classes C (no background channel).
+        in_channels: channels of the FPN levels.
+        stacked_convs: conv layers per tower.
+        feat_channels: channels of the tower convs.
+        strides: stride of each FPN level, in input pixels.
+        regress_ranges: per level (lo, hi) range of max(l, t, r, b) assigned to it.
+        num_rays: rays R per instance; must divide 360.
+        angle_convention: 'current' or 'legacy' ray angles (``polarmask.structures.polar``).
+        center_sample_radius: positives lie within this many strides of the mass centre.
+        conv_cfg: conv layer config of the towers.
+        norm_cfg: norm layer config of the towers (GN 32 as the original).
+        centerness_factor: test score = cls * (sigmoid(centerness) + centerness_factor).
+        loss_cls: classification loss (sigmoid focal).
+        loss_bbox: box loss (IoU).
+        loss_centerness: polar-centerness loss (BCE with logits).
+        loss_mask: ray loss (polar IoU).
+        train_cfg: training options (none are read at present; kept for the detector API).
+        test_cfg: ``nms_pre``, ``score_thr``, ``nms=dict(type='nms', iou_threshold, offset)``,
+            ``max_per_img``, ``mask_nms`` (NMS on polygon boxes instead of the box branch).
+        init_cfg: normal(0.01) convs, ``polar_cls`` bias for a 0.01 prior.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        stacked_convs: int = 4,
+        feat_channels: int = 256,
+        strides: tuple[int, ...] = (8, 16, 32, 64, 128),
+        regress_ranges: tuple[tuple[float, float], ...] = REGRESS_RANGES,
+        num_rays: int = 36,
+        angle_convention: str = 'current',
+        center_sample_radius: float = 1.5,
+        conv_cfg: dict | None = None,
+        norm_cfg: dict | None = None,
+        centerness_factor: float = 0.5,
+        loss_cls: dict | None = None,
+        loss_bbox: dict | None = None,
+        loss_centerness: dict | None = None,
+        loss_mask: dict | None = None,
+        train_cfg: dict | None = None,
+        test_cfg: dict | None = None,
+        init_cfg: dict | list[dict] | None = None,
+    ) -> None:
+        if init_cfg is None:
+            init_cfg = dict(
+                type='Normal',
+                layer='Conv2d',
+                std=0.01,
+                override=dict(type='Normal', name='polar_cls', std=0.01, bias_prob=0.01),
+            )
+        super().__init__(init_cfg)
+        if len(strides) != len(regress_ranges):
+            raise ValueError(
+                f'need one regress range per stride: {len(strides)} strides, '
+                f'{len(regress_ranges)} ranges'
+            )
+        ray_directions(num_rays, angle_convention)
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.stacked_convs = stacked_convs
+        self.feat_channels = feat_channels
+        self.strides = list(strides)
+        self.regress_ranges = [tuple(r) for r in regress_ranges]
+        self.num_rays = num_rays
+        self.angle_convention = angle_convention
+        self.centerness_factor = centerness_factor
+        self.train_cfg = train_cfg
+        self.test_cfg = ConfigDict(test_cfg or {})
+        self.conv_cfg = conv_cfg
+        self.norm_cfg = norm_cfg or dict(type='GN', num_groups=32, requires_grad=True)
+
+        self.loss_cls = MODELS.build(
+            loss_cls
+            or dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)
+        )
+        self.loss_bbox = MODELS.build(loss_bbox or dict(type='IoULoss', loss_weight=1.0))
+        self.loss_centerness = MODELS.build(
+            loss_centerness or dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)
+        )
+        self.loss_mask = MODELS.build(loss_mask or dict(type='PolarIoULoss', loss_weight=1.0))
+        self.target_generator = TASK_UTILS.build(
+            dict(
+                type='PolarTarget',
+                strides=self.strides,
+                regress_ranges=self.regress_ranges,
+                center_sample_radius=center_sample_radius,
+                num_rays=num_rays,
+            )
+        )
+        self._init_layers()
+
+    def _tower(self) -> nn.ModuleList:
+        return nn.ModuleList(
+            ConvModule(
+                self.in_channels if index == 0 else self.feat_channels,
+                self.feat_channels,
+                3,
+                padding=1,
+                conv_cfg=self.conv_cfg,
+                norm_cfg=self.norm_cfg,
+                bias=self.norm_cfg is None,
+            )
+            for index in range(self.stacked_convs)
+        )
+
+    def _init_layers(self) -> None:
+        self.cls_convs = self._tower()
+        self.reg_convs = self._tower()
+        self.mask_convs = self._tower()
+        self.polar_cls = nn.Conv2d(self.feat_channels, self.num_classes, 3, padding=1)
+        self.polar_reg = nn.Conv2d(self.feat_channels, 4, 3, padding=1)
+        self.polar_mask = nn.Conv2d(self.feat_channels, self.num_rays, 3, padding=1)
+        self.polar_centerness = nn.Conv2d(self.feat_channels, 1, 3, padding=1)
+        self.scales_bbox = nn.ModuleList(Scale(1.0) for _ in self.strides)
+        self.scales_mask = nn.ModuleList(Scale(1.0) for _ in self.strides)
+
+    def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], ...]:
+        """Run the head on every FPN level.
+
+        Args:
+            x: per level (N, in_channels, H_l, W_l).
+
+        Returns:
+            tuple: ``cls_scores`` (N, C, H_l, W_l) logits, ``bbox_preds`` (N, 4, H_l, W_l)
+            l, t, r, b in pixels, ``centernesses`` (N, 1, H_l, W_l) logits, ``ray_preds``
+            (N, R, H_l, W_l) ray lengths in pixels; each a list over levels.
+        """
+        if len(x) != len(self.strides):
+            raise ValueError(
+                f'PolarMaskHead has {len(self.strides)} strides but got {len(x)} feature levels'
+            )
+        outs = [
+            self.forward_single(feat, scale_bbox, scale_mask)
+            for feat, scale_bbox, scale_mask in zip(
+                x, self.scales_bbox, self.scales_mask, strict=True
+            )
+        ]
+        return tuple(list(level_outs) for level_outs in zip(*outs, strict=True))
+
+    def forward_single(
+        self, x: Tensor, scale_bbox: Scale, scale_mask: Scale
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One level: (N, in_channels, H, W) -> cls, bbox, centerness, rays (see ``forward``)."""
+        cls_feat, reg_feat, mask_feat = x, x, x
+        for layer in self.cls_convs:
+            cls_feat = layer(cls_feat)
+        for layer in self.reg_convs:
+            reg_feat = layer(reg_feat)
+        for layer in self.mask_convs:
+            mask_feat = layer(mask_feat)
+        cls_score = self.polar_cls(cls_feat)
+        centerness = self.polar_centerness(cls_feat)
+        bbox_pred = scale_bbox(self.polar_reg(reg_feat)).float().exp()
+        ray_pred = scale_mask(self.polar_mask(mask_feat)).float().exp()
+        return cls_score, bbox_pred, centerness, ray_pred
+
+    def prior_points(
+        self, featmap_sizes: list[tuple[int, int]], dtype: torch.dtype, device: torch.device
+    ) -> list[Tensor]:
+        """Per level (H_l * W_l, 2) point coordinates (x, y) in input pixels."""
+        return [
+            level_points(tuple(size), stride, device=device, dtype=dtype)
+            for size, stride in zip(featmap_sizes, self.strides, strict=True)
+        ]
+
+    def loss(self, x: tuple[Tensor, ...], batch_data_samples: SampleList) -> dict[str, Tensor]:
+        """Forward and compute the losses of a batch with ``gt_instances``."""
+        outs = self(x)
+        batch_gt_instances = [sample.gt_instances for sample in batch_data_samples]
+        batch_img_metas = [sample.metainfo for sample in batch_data_samples]
+        return self.loss_by_feat(*outs, batch_gt_instances, batch_img_metas)
+
+    def loss_by_feat(
+        self,
+        cls_scores: list[Tensor],
+        bbox_preds: list[Tensor],
+        centernesses: list[Tensor],
+        ray_preds: list[Tensor],
+        batch_gt_instances: list[InstanceData],
+        batch_img_metas: list[dict],
+    ) -> dict[str, Tensor]:
+        """The four PolarMask losses (REFERENCE §4).
+
+        ``loss_cls``: focal, summed over all points and classes, divided by num_pos + N.
+        ``loss_bbox``/``loss_mask``: IoU / polar IoU of the positives weighted by their
+        polar-centerness targets and divided by the sum of those targets. ``loss_centerness``:
+        BCE mean over positives. Without positives these three are zero and keep the graph.
+
+        Args:
+            cls_scores, bbox_preds, centernesses, ray_preds: the outputs of :meth:`forward`.
+            batch_gt_instances: per image ``bboxes``, ``labels``, ``contours``, ``centers``.
+            batch_img_metas: per image metainfo.
+
+        Returns:
+            dict[str, Tensor]: ``loss_cls``, ``loss_bbox``, ``loss_mask``, ``loss_centerness``.
+        """
+        num_imgs = cls_scores[0].size(0)
+        featmap_sizes = [score.shape[-2:] for score in cls_scores]
+        mlvl_points = self.prior_points(featmap_sizes, bbox_preds[0].dtype, bbox_preds[0].device)
+        labels, bbox_targets, ray_targets = self.target_generator.get_targets(
+            mlvl_points, batch_gt_instances, self.num_classes
+        )  # (N, P), (N, P, 4), (N, P, R), no grad
+
+        flat_cls_scores = _flatten_levels(cls_scores)  # (N * P, C)
+        flat_bbox_preds = _flatten_levels(bbox_preds)  # (N * P, 4)
+        flat_centerness = _flatten_levels(centernesses).reshape(-1)  # (N * P,)
+        flat_ray_preds = _flatten_levels(ray_preds)  # (N * P, R)
+        flat_labels = labels.reshape(-1)
+        flat_points = torch.cat(mlvl_points).repeat(num_imgs, 1)  # (N * P, 2)
+
+        pos_inds = ((flat_labels >= 0) & (flat_labels < self.num_classes)).nonzero().reshape(-1)
+        num_pos = pos_inds.numel()
+        loss_cls = self.loss_cls(flat_cls_scores, flat_labels, avg_factor=num_pos + num_imgs)
+
+        pos_bbox_preds = flat_bbox_preds[pos_inds]
+        pos_ray_preds = flat_ray_preds[pos_inds]
+        pos_centerness = flat_centerness[pos_inds]
+        if num_pos == 0:
+            return dict(
+                loss_cls=loss_cls,
+                loss_bbox=pos_bbox_preds.sum() * 0,
+                loss_mask=pos_ray_preds.sum() * 0,
+                loss_centerness=pos_centerness.sum() * 0,
+            )
+        pos_points = flat_points[pos_inds]
+        pos_bbox_targets = bbox_targets.reshape(-1, 4)[pos_inds]
+        pos_ray_targets = ray_targets.reshape(-1, self.num_rays)[pos_inds]
+        centerness_targets = polar_centerness(pos_ray_targets)  # (n,)
+        weight_sum = centerness_targets.sum()
+        loss_bbox = self.loss_bbox(
+            distance_to_boxes(pos_points, pos_bbox_preds),
+            distance_to_boxes(pos_points, pos_bbox_targets),
+            weight=centerness_targets,
+            avg_factor=weight_sum,
+        )
+        loss_mask = self.loss_mask(
+            pos_ray_preds, pos_ray_targets, weight=centerness_targets, avg_factor=weight_sum
+        )
+        loss_centerness = self.loss_centerness(pos_centerness, centerness_targets)
+        return dict(
+            loss_cls=loss_cls,
+            loss_bbox=loss_bbox,
+            loss_mask=loss_mask,
+            loss_centerness=loss_centerness,
+        )
+
+    def predict(
+        self, x: tuple[Tensor, ...], batch_data_samples: SampleList, rescale: bool = False
+    ) -> list[InstanceData]:
+        """Forward and decode detections for each image of the batch."""
+        batch_img_metas = [sample.metainfo for sample in batch_data_samples]
+        return self.predict_by_feat(*self(x), batch_img_metas=batch_img_metas, rescale=rescale)
+
+    def predict_by_feat(
+        self,
+        cls_scores: list[Tensor],
+        bbox_preds: list[Tensor],
+        centernesses: list[Tensor],
+        ray_preds: list[Tensor],
+        batch_img_metas: list[dict],
+        cfg: dict | None = None,
+        rescale: bool = False,
+    ) -> list[InstanceData]:
+        """Decode the head outputs of a batch into detections (REFERENCE §5).
+
+        Args:
+            cls_scores, bbox_preds, centernesses, ray_preds: the outputs of :meth:`forward`.
+            batch_img_metas: per image ``img_shape`` (H, W) and, for ``rescale``,
+                ``scale_factor`` (w_scale, h_scale).
+            cfg: test config; defaults to ``test_cfg``.
+            rescale: return boxes and polygons in original-image pixels.
+
+        Returns:
+            list[InstanceData]: per image ``bboxes`` (n, 4), ``scores`` (n,), ``labels`` (n,),
+            ``polygons`` (n, R, 2), sorted by decreasing score.
+        """
+        cfg = self.test_cfg if cfg is None else ConfigDict(cfg)
+        featmap_sizes = [score.shape[-2:] for score in cls_scores]
+        mlvl_points = self.prior_points(featmap_sizes, bbox_preds[0].dtype, bbox_preds[0].device)
+        results_list = []
+        for img_id, img_meta in enumerate(batch_img_metas):
+            results_list.append(
+                self._predict_by_feat_single(
+                    [score[img_id].detach().float() for score in cls_scores],
+                    [pred[img_id].detach().float() for pred in bbox_preds],
+                    [ctr[img_id].detach().float() for ctr in centernesses],
+                    [pred[img_id].detach().float() for pred in ray_preds],
+                    mlvl_points,
+                    img_meta,
+                    cfg,
+                    rescale,
+                )
+            )
+        return results_list
+
+    def _predict_by_feat_single(
+        self,
+        cls_score_list: list[Tensor],
+        bbox_pred_list: list[Tensor],
+        centerness_list: list[Tensor],
+        ray_pred_list: list[Tensor],
+        mlvl_points: list[Tensor],
+        img_meta: dict,
+        cfg: ConfigDict,
+        rescale: bool = False,
+    ) -> InstanceData:
+        """Per level top-k by cls x centerness, decode boxes and polygons clamped to the image."""
+        img_shape = tuple(img_meta['img_shape'][:2])
+        nms_pre = cfg.get('nms_pre', -1)
+        mlvl = {'bboxes': [], 'polygons': [], 'scores': [], 'centerness': []}
+        for cls_score, bbox_pred, centerness, ray_pred, points in zip(
+            cls_score_list,
+            bbox_pred_list,
+            centerness_list,
+            ray_pred_list,
+            mlvl_points,
+            strict=True,
+        ):
+            scores = cls_score.permute(1, 2, 0).reshape(-1, self.num_classes).sigmoid()
+            centerness = centerness.permute(1, 2, 0).reshape(-1).sigmoid()
+            bbox_pred = bbox_pred.permute(1, 2, 0).reshape(-1, 4)
+            ray_pred = ray_pred.permute(1, 2, 0).reshape(-1, self.num_rays)
+            if 0 < nms_pre < scores.size(0):
+                topk_inds = (scores * centerness[:, None]).max(dim=1).values.topk(nms_pre).indices
+                scores, centerness = scores[topk_inds], centerness[topk_inds]
+                bbox_pred, ray_pred = bbox_pred[topk_inds], ray_pred[topk_inds]
+                points = points[topk_inds]
+            mlvl['bboxes'].append(distance_to_boxes(points, bbox_pred, img_shape))
+            mlvl['polygons'].append(
+                rays_to_polygons(points, ray_pred, img_shape, self.angle_convention)
+            )
+            mlvl['scores'].append(scores)
+            mlvl['centerness'].append(centerness)
+        results = InstanceData(**{key: torch.cat(values) for key, values in mlvl.items()})
+        return self._bbox_post_process(results, cfg, rescale, img_meta)
+
+    def _bbox_post_process(
+        self, results: InstanceData, cfg: ConfigDict, rescale: bool, img_meta: dict
+    ) -> InstanceData:
+        """Rescale, threshold, score with centerness, class-wise NMS, keep the top ``max_per_img``.
+
+        As the original, rescaling happens before NMS (whose ``+1`` areas are then in original
+        pixels), the threshold applies to the raw class probability, and the final score is
+        ``prob * (centerness + centerness_factor)``.
+
+        Args:
+            results: candidates with ``bboxes`` (n, 4), ``polygons`` (n, R, 2), ``scores``
+                (n, C) class probabilities, ``centerness`` (n,) probabilities.
+            cfg: test config (see the class docstring).
+            rescale: divide x by w_scale and y by h_scale of ``img_meta['scale_factor']``.
+            img_meta: the image's metainfo.
+
+        Returns:
+            InstanceData: ``bboxes``, ``scores``, ``labels``, ``polygons`` of the kept detections.
+        """
+        bboxes, polygons = results.bboxes, results.polygons
+        if rescale:
+            w_scale, h_scale = img_meta['scale_factor'][:2]
+            bboxes = bboxes / bboxes.new_tensor([w_scale, h_scale, w_scale, h_scale])
+            polygons = polygons / polygons.new_tensor([w_scale, h_scale])
+        cand_inds, labels = (results.scores > cfg.get('score_thr', 0.05)).nonzero(as_tuple=True)
+        scores = results.scores[cand_inds, labels] * (
+            results.centerness[cand_inds] + self.centerness_factor
+        )
+        bboxes, polygons = bboxes[cand_inds], polygons[cand_inds]
+        nms_cfg = cfg.get('nms', dict(type='nms', iou_threshold=0.5, offset=1))
+        if nms_cfg.get('type', 'nms') != 'nms':
+            raise ValueError(f"test_cfg.nms.type must be 'nms' (got {nms_cfg['type']!r})")
+        nms_boxes = polygons_to_bboxes(polygons) if cfg.get('mask_nms', False) else bboxes
+        keep = batched_nms(
+            nms_boxes, scores, labels, nms_cfg['iou_threshold'], nms_cfg.get('offset', 1)
+        )
+        keep = keep[: cfg.get('max_per_img', 100)]
+        return InstanceData(
+            bboxes=bboxes[keep], scores=scores[keep], labels=labels[keep], polygons=polygons[keep]
+        )

@@ -1,0 +1,3 @@
+from .polar_target import PolarTarget
+
+__all__ = ['PolarTarget']

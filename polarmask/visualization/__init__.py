@@ -1,0 +1,23 @@
+from .draw import (
+    draw_boxes,
+    draw_det_instances,
+    draw_gt_instances,
+    draw_points,
+    draw_polygons,
+    draw_texts,
+    get_palette,
+)
+from .hooks import DetVisualizationHook
+from .local_visualizer import PolarVisualizer
+
+__all__ = [
+    'DetVisualizationHook',
+    'PolarVisualizer',
+    'draw_boxes',
+    'draw_det_instances',
+    'draw_gt_instances',
+    'draw_points',
+    'draw_polygons',
+    'draw_texts',
+    'get_palette',
+]

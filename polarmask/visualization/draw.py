@@ -1,0 +1,220 @@
+"""OpenCV drawing of polygons, boxes, labels and centres on BGR images.
+
+Polygons are filled the way they are evaluated (vertices truncated to int, see
+``polarmask.structures.polar``), so what is drawn is what the metric scores.
+
+Naming convention for shapes: n instances, R rays (polygon vertices), K contour points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+Color = tuple[int, int, int]
+
+_GOLDEN_RATIO = 0.618033988749895
+
+
+def get_palette(num_classes: int) -> list[Color]:
+    """Distinct, deterministic BGR colours, one per class (golden-ratio hues)."""
+    colors = []
+    for index in range(num_classes):
+        hue = int(((index * _GOLDEN_RATIO) % 1.0) * 180)
+        hsv = np.array([[[hue, 200, 255]]], dtype=np.uint8)
+        colors.append(tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]))
+    return colors
+
+
+def _as_numpy(value: torch.Tensor | np.ndarray | Sequence) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _int_points(polygon: np.ndarray) -> np.ndarray:
+    """(R, 2) float xy -> (R, 1, 2) int32, truncated as the rasteriser does."""
+    return np.trunc(np.asarray(polygon, dtype=np.float64)).astype(np.int32).reshape(-1, 1, 2)
+
+
+def draw_polygons(
+    img: np.ndarray,
+    polygons: Sequence[np.ndarray],
+    colors: Sequence[Color],
+    alpha: float = 0.5,
+    thickness: int = 2,
+) -> np.ndarray:
+    """Fill polygons translucently and outline them.
+
+    Args:
+        img: (H, W, 3) uint8 BGR image; not modified.
+        polygons: n arrays (R, 2) of xy vertices in ``img`` pixels.
+        colors: n BGR colours.
+        alpha: Opacity of the fill (0 draws outlines only).
+        thickness: Outline thickness in pixels (0 for none).
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 drawn copy.
+    """
+    canvas = img.copy()
+    points = [_int_points(p) for p in polygons if len(p) >= 3]
+    point_colors = [c for p, c in zip(polygons, colors, strict=True) if len(p) >= 3]
+    if alpha > 0 and points:
+        overlay = canvas.copy()
+        for pts, color in zip(points, point_colors, strict=True):
+            cv2.fillPoly(overlay, [pts], color)
+        canvas = cv2.addWeighted(overlay, alpha, canvas, 1 - alpha, 0)
+    if thickness > 0:
+        for pts, color in zip(points, point_colors, strict=True):
+            cv2.polylines(canvas, [pts], True, color, thickness, cv2.LINE_AA)
+    return canvas
+
+
+def draw_boxes(
+    img: np.ndarray, bboxes: np.ndarray, colors: Sequence[Color], thickness: int = 1
+) -> np.ndarray:
+    """Draw (n, 4) x1y1x2y2 boxes in place and return ``img``."""
+    for box, color in zip(_as_numpy(bboxes).reshape(-1, 4), colors, strict=True):
+        x1, y1, x2, y2 = (int(v) for v in box)
+        cv2.rectangle(img, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
+    return img
+
+
+def draw_texts(
+    img: np.ndarray,
+    positions: np.ndarray,
+    texts: Sequence[str],
+    colors: Sequence[Color],
+    font_scale: float = 0.5,
+) -> np.ndarray:
+    """Draw texts on filled colour tags whose top-left corners are ``positions`` (n, 2) xy."""
+    height, width = img.shape[:2]
+    for (x, y), text, color in zip(_as_numpy(positions).reshape(-1, 2), texts, colors, strict=True):
+        (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+        x = int(min(max(x, 0), max(width - text_w - 2, 0)))
+        y = int(min(max(y - text_h - baseline - 2, 0), max(height - text_h - baseline - 2, 0)))
+        cv2.rectangle(img, (x, y), (x + text_w + 2, y + text_h + baseline + 2), color, -1)
+        cv2.putText(
+            img,
+            text,
+            (x + 1, y + text_h + 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
+    return img
+
+
+def draw_points(
+    img: np.ndarray, points: np.ndarray, colors: Sequence[Color], radius: int = 3
+) -> np.ndarray:
+    """Draw (n, 2) xy points as filled circles in place and return ``img``."""
+    for (x, y), color in zip(_as_numpy(points).reshape(-1, 2), colors, strict=True):
+        cv2.circle(img, (int(x), int(y)), radius, color, -1, cv2.LINE_AA)
+    return img
+
+
+def _label_texts(
+    labels: np.ndarray, class_names: Sequence[str] | None, scores: np.ndarray | None
+) -> list[str]:
+    texts = []
+    for index, label in enumerate(labels.tolist()):
+        name = (
+            class_names[label]
+            if class_names is not None and label < len(class_names)
+            else (f'class {label}')
+        )
+        texts.append(name if scores is None else f'{name} {float(scores[index]):.2f}')
+    return texts
+
+
+def draw_det_instances(
+    img: np.ndarray,
+    polygons: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray,
+    scores: torch.Tensor | np.ndarray | None = None,
+    bboxes: torch.Tensor | np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    palette: Sequence[Color] | None = None,
+    score_thr: float = 0.0,
+    alpha: float = 0.5,
+) -> np.ndarray:
+    """Draw predicted instances: translucent polygons, outlines, optional boxes, class + score.
+
+    Args:
+        img: (H, W, 3) uint8 BGR image; not modified.
+        polygons: (n, R, 2) xy vertices in ``img`` pixels.
+        labels: (n,) labels in 0..C-1.
+        scores: (n,) scores; instances below ``score_thr`` are not drawn.
+        bboxes: (n, 4) x1y1x2y2 boxes to draw as well.
+        class_names: C names for the tags (``'class i'`` otherwise).
+        palette: C BGR colours (:func:`get_palette` otherwise).
+        score_thr: Minimum score to draw.
+        alpha: Fill opacity.
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 drawn copy.
+    """
+    polygons = _as_numpy(polygons)
+    labels = _as_numpy(labels).astype(np.int64).reshape(-1)
+    keep = np.ones(len(labels), dtype=bool)
+    if scores is not None:
+        scores = _as_numpy(scores).reshape(-1)
+        keep = scores >= score_thr
+        scores = scores[keep]
+    polygons, labels = polygons[keep], labels[keep]
+    num_classes = max(len(class_names or ()), int(labels.max(initial=-1)) + 1)
+    palette = list(palette) if palette is not None else get_palette(num_classes)
+    colors = [tuple(int(c) for c in palette[label % len(palette)]) for label in labels]
+    canvas = draw_polygons(img, list(polygons), colors, alpha=alpha)
+    if bboxes is not None:
+        draw_boxes(canvas, _as_numpy(bboxes).reshape(-1, 4)[keep], colors)
+    if len(labels):
+        corners = polygons.min(axis=1)
+        draw_texts(canvas, corners, _label_texts(labels, class_names, scores), colors)
+    return canvas
+
+
+def draw_gt_instances(
+    img: np.ndarray,
+    contours: Sequence[torch.Tensor | np.ndarray],
+    labels: torch.Tensor | np.ndarray,
+    centers: torch.Tensor | np.ndarray | None = None,
+    bboxes: torch.Tensor | np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    palette: Sequence[Color] | None = None,
+) -> np.ndarray:
+    """Draw ground truth: contour outlines, optional boxes, mass centres and class names.
+
+    Args:
+        img: (H, W, 3) uint8 BGR image in the coordinates of the annotations; not modified.
+        contours: n arrays (K, 2) of xy contour points.
+        labels: (n,) labels in 0..C-1.
+        centers: (n, 2) xy mass centres.
+        bboxes: (n, 4) x1y1x2y2 boxes.
+        class_names: C names.
+        palette: C BGR colours.
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 drawn copy.
+    """
+    labels = _as_numpy(labels).astype(np.int64).reshape(-1)
+    contours = [_as_numpy(c).reshape(-1, 2) for c in contours]
+    num_classes = max(len(class_names or ()), int(labels.max(initial=-1)) + 1)
+    palette = list(palette) if palette is not None else get_palette(num_classes)
+    colors = [tuple(int(c) for c in palette[label % len(palette)]) for label in labels]
+    canvas = draw_polygons(img, contours, colors, alpha=0.0)
+    if bboxes is not None:
+        draw_boxes(canvas, bboxes, colors)
+    if centers is not None:
+        draw_points(canvas, centers, colors)
+    corners = np.array(
+        [c.min(axis=0) if len(c) else (0.0, 0.0) for c in contours], dtype=np.float32
+    ).reshape(-1, 2)
+    draw_texts(canvas, corners, _label_texts(labels, class_names, None), colors)
+    return canvas

@@ -1,0 +1,66 @@
+"""Every config in configs/ loads, and its model builds and runs on the CPU."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from polarmask.registry import MODELS
+from polarmask.utils import register_all_modules
+
+CONFIG_ROOT = Path(__file__).resolve().parents[2] / 'configs'
+LEAF_CONFIGS = sorted(p for p in (CONFIG_ROOT / 'polarmask').rglob('*.py'))
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _registered():
+    register_all_modules()
+
+
+def test_every_seed_config_exists():
+    names = {p.relative_to(CONFIG_ROOT / 'polarmask').as_posix() for p in LEAF_CONFIGS}
+    for gpus in ('4gpu', '32gpu'):
+        for backbone in ('r50', 'r101', 'x101'):
+            assert f'{gpus}/polar_768_1x_{backbone}.py' in names
+    assert 'demo/polar_shapes_r18.py' in names
+
+
+@pytest.mark.parametrize('path', LEAF_CONFIGS, ids=lambda p: p.relative_to(CONFIG_ROOT).as_posix())
+def test_config_builds_model(path):
+    cfg = Config.fromfile(str(path))
+    model = MODELS.build(cfg.model)
+    head = cfg.model.bbox_head
+    assert model.bbox_head.num_classes == head.num_classes
+    if 'demo' in path.parts:
+        model.eval()
+        with torch.no_grad():
+            outputs = model(torch.rand(1, 3, 64, 96), mode='tensor')
+        cls_scores = outputs[0]
+        assert [tuple(s.shape[-2:]) for s in cls_scores] == [(8, 12), (4, 6), (2, 3), (1, 2), (1, 1)]
+
+
+@pytest.mark.parametrize(
+    ('path', 'lr', 'warmup', 'milestones', 'epochs', 'images_per_gpu'),
+    [
+        ('4gpu/polar_768_1x_r50.py', 0.01, 500, [8, 11], 12, 4),
+        ('4gpu/polar_768_1x_x101.py', 0.01, 500, [8, 11], 12, 2),
+        ('32gpu/polar_768_1x_r50.py', 0.08, 2000, [10, 13], 14, 4),
+        ('32gpu/polar_768_1x_x101.py', 0.04, 2000, [10, 13], 14, 2),
+        ('32gpu/polar_640_800_2x_r50.py', 0.02, 2000, [18, 24], 26, 1),
+    ],
+)
+def test_seed_schedules(path, lr, warmup, milestones, epochs, images_per_gpu):
+    cfg = Config.fromfile(str(CONFIG_ROOT / 'polarmask' / path))
+    optimizer = cfg.optim_wrapper.optimizer
+    assert (optimizer.type, optimizer.momentum, optimizer.weight_decay) == ('SGD', 0.9, 1e-4)
+    assert optimizer.lr == pytest.approx(lr)
+    assert cfg.optim_wrapper.paramwise_cfg == dict(bias_lr_mult=2.0, bias_decay_mult=0.0)
+    assert cfg.optim_wrapper.clip_grad == dict(max_norm=35, norm_type=2)
+    warmup_cfg, steps_cfg = cfg.param_scheduler
+    assert warmup_cfg.type == 'LinearLR' and warmup_cfg.by_epoch is False
+    assert warmup_cfg.end == warmup + 1  # the lr reaches base_lr at iteration `warmup`
+    assert warmup_cfg.start_factor * lr == pytest.approx(0.01 / 3)
+    assert steps_cfg.type == 'MultiStepLR' and steps_cfg.milestones == milestones
+    assert cfg.train_cfg.max_epochs == epochs
+    assert cfg.train_dataloader.batch_size == images_per_gpu

@@ -1,0 +1,85 @@
+"""The seed's command lines and mmdetection 3.x's parse into the intended runner configs."""
+
+import pytest
+
+from polarmask.engine.cli import (
+    build_test_parser,
+    build_train_parser,
+    config_for_testing,
+    config_for_training,
+)
+
+R50_4GPU = 'configs/polarmask/4gpu/polar_768_1x_r50.py'
+R50_32GPU = 'configs/polarmask/32gpu/polar_768_1x_r50.py'
+
+
+def test_seed_4gpu_command_with_launcher_given_twice():
+    # tools/dist_train.sh appends `--launcher pytorch` after the user's own `--launcher pytorch`.
+    argv = [R50_4GPU, '--launcher', 'pytorch', '--work_dir', './work_dirs/polar_768_1x_r50_4gpu',
+            '--launcher', 'pytorch', '--local_rank', '3']
+    args = build_train_parser().parse_args(argv)
+    cfg = config_for_training(args)
+    assert cfg.launcher == 'pytorch'
+    assert cfg.work_dir == './work_dirs/polar_768_1x_r50_4gpu'
+
+
+def test_seed_32gpu_slurm_spelling():
+    args = build_train_parser().parse_args([R50_32GPU, '--launcher=slurm', '--work_dir', 'w'])
+    cfg = config_for_training(args)
+    assert cfg.launcher == 'slurm'
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.08)
+
+
+def test_original_resume_validate_seed_spellings():
+    args = build_train_parser().parse_args(
+        [R50_4GPU, '--resume_from', 'w/epoch_3.pth', '--validate', '--seed', '7']
+    )
+    cfg = config_for_training(args)
+    assert cfg.resume is True and cfg.load_from == 'w/epoch_3.pth'
+    assert cfg.randomness['seed'] == 7
+    assert cfg.val_dataloader is not None
+
+
+def test_mmdet3_flags():
+    args = build_train_parser().parse_args(
+        [R50_4GPU, '--resume', '--amp', '--auto-scale-lr', '--no-validate',
+         '--cfg-options', 'train_dataloader.batch_size=2']
+    )
+    cfg = config_for_training(args)
+    assert cfg.resume is True and cfg.load_from is None
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.auto_scale_lr.enable is True
+    assert cfg.val_dataloader is None and cfg.val_evaluator is None
+    assert cfg.train_dataloader.batch_size == 2
+
+
+def test_seed_test_command(tmp_path):
+    checkpoint = tmp_path / 'latest.pth'
+    checkpoint.write_bytes(b'')
+    out = tmp_path / 'res.pkl'
+    args = build_test_parser().parse_args(
+        [R50_4GPU, str(checkpoint), '--launcher', 'pytorch', '--out', str(out), '--eval', 'segm']
+    )
+    cfg = config_for_testing(args)
+    assert cfg.load_from == str(checkpoint)
+    types = [evaluator['type'] for evaluator in cfg.test_evaluator]
+    assert types == ['CocoMetric', 'DumpDetResults']
+    assert cfg.test_evaluator[0]['metric'] == ['segm']
+    assert 'train_dataloader' not in cfg
+
+
+def test_test_rejects_bad_out_and_missing_checkpoint(tmp_path):
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'')
+    args = build_test_parser().parse_args([R50_4GPU, str(checkpoint), '--out', 'res.json'])
+    with pytest.raises(ValueError, match='.pkl'):
+        config_for_testing(args)
+    args = build_test_parser().parse_args([R50_4GPU, str(tmp_path / 'missing.pth')])
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        config_for_testing(args)
+
+
+def test_missing_config_names_the_file():
+    args = build_train_parser().parse_args(['configs/nope.py'])
+    with pytest.raises(FileNotFoundError, match='configs/nope.py'):
+        config_for_training(args)

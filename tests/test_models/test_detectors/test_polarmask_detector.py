@@ -1,0 +1,335 @@
+"""PolarMask detector: training and inference on CPU, the R-50 config, original checkpoints."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from mmengine.structures import InstanceData
+
+from polarmask.models.detectors import PolarMask, convert_original_state_dict
+from polarmask.registry import MODELS
+from polarmask.structures import DetDataSample
+from polarmask.structures.polar import mask_contour
+
+# The model section of the R-50 config, exactly as the team contract fixes it.
+R50_MODEL = dict(
+    type='PolarMask',
+    data_preprocessor=dict(
+        type='PolarDataPreprocessor',
+        mean=[102.9801, 115.9465, 122.7717],
+        std=[1.0, 1.0, 1.0],
+        bgr_to_rgb=False,
+        pad_size_divisor=32,
+    ),
+    backbone=dict(
+        type='ResNet',
+        depth=50,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=1,
+        norm_cfg=dict(type='BN', requires_grad=False),
+        norm_eval=True,
+        style='caffe',
+        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://resnet50_caffe'),
+    ),
+    neck=dict(
+        type='FPN',
+        in_channels=[256, 512, 1024, 2048],
+        out_channels=256,
+        start_level=1,
+        add_extra_convs='on_output',
+        num_outs=5,
+        relu_before_extra_convs=True,
+    ),
+    bbox_head=dict(
+        type='PolarMaskHead',
+        num_classes=80,
+        in_channels=256,
+        stacked_convs=4,
+        feat_channels=256,
+        strides=[8, 16, 32, 64, 128],
+        regress_ranges=((-1, 64), (64, 128), (128, 256), (256, 512), (512, 1e8)),
+        num_rays=36,
+        angle_convention='current',
+        center_sample_radius=1.5,
+        norm_cfg=dict(type='GN', num_groups=32, requires_grad=True),
+        centerness_factor=0.5,
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
+        loss_bbox=dict(type='IoULoss', loss_weight=1.0),
+        loss_centerness=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+        loss_mask=dict(type='PolarIoULoss', loss_weight=1.0),
+    ),
+    test_cfg=dict(
+        nms_pre=1000,
+        score_thr=0.05,
+        nms=dict(type='nms', iou_threshold=0.5, offset=1),
+        max_per_img=100,
+        mask_nms=False,
+    ),
+)
+
+TINY_MODEL = dict(
+    type='PolarMask',
+    data_preprocessor=dict(
+        type='PolarDataPreprocessor',
+        mean=[100.0, 110.0, 120.0],
+        std=[50.0, 50.0, 50.0],
+        pad_size_divisor=32,
+    ),
+    backbone=dict(
+        type='ResNet',
+        depth=18,
+        base_channels=4,
+        frozen_stages=1,
+        norm_cfg=dict(type='BN', requires_grad=False),
+        style='caffe',
+    ),
+    neck=dict(
+        type='FPN',
+        in_channels=[4, 8, 16, 32],
+        out_channels=8,
+        start_level=1,
+        add_extra_convs='on_output',
+        num_outs=5,
+        relu_before_extra_convs=True,
+    ),
+    bbox_head=dict(
+        type='PolarMaskHead',
+        num_classes=3,
+        in_channels=8,
+        stacked_convs=2,
+        feat_channels=8,
+        norm_cfg=dict(type='GN', num_groups=4),
+    ),
+    test_cfg=dict(
+        nms_pre=1000,
+        score_thr=0.05,
+        nms=dict(type='nms', iou_threshold=0.5, offset=1),
+        max_per_img=100,
+    ),
+)
+
+
+def original_r50_state_dict() -> dict[str, tuple[int, ...]]:
+    """Every key of the original R-50 PolarMask model with its shape (REFERENCE §2.1, §2.2)."""
+    keys = {}
+
+    def bn(prefix, channels):
+        for name in ('weight', 'bias', 'running_mean', 'running_var'):
+            keys[f'{prefix}.{name}'] = (channels,)
+        keys[f'{prefix}.num_batches_tracked'] = ()
+
+    keys['backbone.conv1.weight'] = (64, 3, 7, 7)
+    bn('backbone.bn1', 64)
+    in_channels = 64
+    for stage, num_blocks in enumerate((3, 4, 6, 3), start=1):
+        planes = 64 * 2 ** (stage - 1)
+        for block in range(num_blocks):
+            prefix = f'backbone.layer{stage}.{block}'
+            keys[f'{prefix}.conv1.weight'] = (planes, in_channels, 1, 1)
+            bn(f'{prefix}.bn1', planes)
+            keys[f'{prefix}.conv2.weight'] = (planes, planes, 3, 3)
+            bn(f'{prefix}.bn2', planes)
+            keys[f'{prefix}.conv3.weight'] = (planes * 4, planes, 1, 1)
+            bn(f'{prefix}.bn3', planes * 4)
+            if block == 0:
+                keys[f'{prefix}.downsample.0.weight'] = (planes * 4, in_channels, 1, 1)
+                bn(f'{prefix}.downsample.1', planes * 4)
+            in_channels = planes * 4
+    for index, channels in enumerate((512, 1024, 2048)):
+        keys[f'neck.lateral_convs.{index}.conv.weight'] = (256, channels, 1, 1)
+        keys[f'neck.lateral_convs.{index}.conv.bias'] = (256,)
+    for index in range(5):
+        keys[f'neck.fpn_convs.{index}.conv.weight'] = (256, 256, 3, 3)
+        keys[f'neck.fpn_convs.{index}.conv.bias'] = (256,)
+    for tower in ('cls_convs', 'reg_convs', 'mask_convs'):
+        for index in range(4):
+            keys[f'bbox_head.{tower}.{index}.conv.weight'] = (256, 256, 3, 3)
+            keys[f'bbox_head.{tower}.{index}.gn.weight'] = (256,)
+            keys[f'bbox_head.{tower}.{index}.gn.bias'] = (256,)
+    for name, channels in (('cls', 80), ('reg', 4), ('mask', 36), ('centerness', 1)):
+        keys[f'bbox_head.polar_{name}.weight'] = (channels, 256, 3, 3)
+        keys[f'bbox_head.polar_{name}.bias'] = (channels,)
+    for index in range(5):
+        keys[f'bbox_head.scales_bbox.{index}.scale'] = ()
+        keys[f'bbox_head.scales_mask.{index}.scale'] = ()
+    return keys
+
+
+def _fake_state(shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    """Cheap tensors of the given shapes; ``polar_mask.bias`` counts 0..35 to trace the roll."""
+    state = {key: torch.zeros(shape) for key, shape in shapes.items()}
+    for key, value in state.items():
+        if key.endswith('running_var'):
+            value.fill_(1.0)
+        elif key.endswith('num_batches_tracked'):
+            state[key] = torch.tensor(0)
+    state['bbox_head.polar_mask.bias'] = torch.arange(36.0)
+    return state
+
+
+def _data(num_imgs=2, with_gt=(True, False)):
+    """Raw batch as the pipeline packs it: uint8 BGR images and data samples."""
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(96, 128), (80, 100)]
+    inputs, samples = [], []
+    for index in range(num_imgs):
+        height, width = shapes[index]
+        inputs.append(
+            torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=generator)
+        )
+        sample = DetDataSample(
+            metainfo=dict(
+                img_id=index,
+                img_path=f'img_{index}.jpg',
+                ori_shape=(height * 2, width),
+                img_shape=(height, width),
+                scale_factor=(1.0, 0.5),
+                pad_shape=(height, width),
+            )
+        )
+        contours, centers, boxes = [], [], []
+        if with_gt[index]:
+            mask = np.zeros((height, width), np.uint8)
+            mask[20:60, 30:90] = 1
+            contour, center = mask_contour(mask)
+            contours, centers, boxes = (
+                [torch.from_numpy(contour)],
+                [torch.from_numpy(center)],
+                [[30.0, 20.0, 89.0, 59.0]],
+            )
+        sample.gt_instances = InstanceData(
+            bboxes=torch.tensor(boxes).reshape(-1, 4),
+            labels=torch.tensor([1] * len(boxes), dtype=torch.long),
+            contours=contours,
+            centers=torch.stack(centers) if centers else torch.zeros(0, 2),
+        )
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def _tiny_model() -> PolarMask:
+    torch.manual_seed(0)
+    model = MODELS.build(copy.deepcopy(TINY_MODEL))
+    model.init_weights()
+    return model
+
+
+def test_r50_config_builds_on_cpu_with_original_parameter_names():
+    model = MODELS.build(copy.deepcopy(R50_MODEL))
+    assert isinstance(model, PolarMask)
+    expected = original_r50_state_dict()
+    ours = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    assert ours == expected
+    assert model.bbox_head.target_generator.num_rays == 36
+    assert not model.backbone.layer1[0].conv1.weight.requires_grad
+    assert model.backbone.layer2[0].conv1.stride == (2, 2)
+
+
+@torch.no_grad()
+def test_original_format_state_dict_loads_and_runs():
+    model = MODELS.build(copy.deepcopy(R50_MODEL)).eval()
+    state = _fake_state(original_r50_state_dict())
+    result = model.load_state_dict(state, strict=True)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+
+    legacy = {key.replace('polar_', 'fcos_'): value for key, value in state.items()}
+    converted, unmapped = convert_original_state_dict(legacy)
+    assert unmapped == []
+    model.load_state_dict(converted, strict=True)
+    torch.testing.assert_close(
+        model.bbox_head.polar_mask.bias, state['bbox_head.polar_mask.bias'].roll(-9)
+    )
+    cls_scores, bbox_preds, centernesses, ray_preds = model(torch.randn(1, 3, 64, 96))
+    assert [tuple(s.shape[-2:]) for s in cls_scores] == [(8, 12), (4, 6), (2, 3), (1, 2), (1, 1)]
+    assert ray_preds[0].shape[1] == 36 and cls_scores[0].shape[1] == 80
+
+
+def test_training_step_on_cpu():
+    model = _tiny_model().train()
+    data = model.data_preprocessor(_data(), training=True)
+    assert data['inputs'].shape == (2, 3, 96, 128)
+    losses = model(**data, mode='loss')
+    assert set(losses) == {'loss_cls', 'loss_bbox', 'loss_mask', 'loss_centerness'}
+    assert all(torch.isfinite(v) and v > 0 for v in losses.values())
+    loss, log_vars = model.parse_losses(losses)
+    loss.backward()
+    grads = [p.grad for p in model.bbox_head.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert model.backbone.layer1[0].conv1.weight.grad is None
+    assert model.backbone.layer2[0].conv1.weight.grad is not None
+
+
+def test_images_without_instances_train():
+    model = _tiny_model().train()
+    data = model.data_preprocessor(_data(with_gt=(False, False)), training=True)
+    losses = model(**data, mode='loss')
+    assert losses['loss_cls'] > 0 and losses['loss_mask'] == 0
+    model.parse_losses(losses)[0].backward()
+
+
+def test_non_finite_loss_names_the_loss_and_images(monkeypatch):
+    model = _tiny_model().train()
+    data = model.data_preprocessor(_data(), training=True)
+    original = model.bbox_head.loss_by_feat
+
+    def nan_mask(*args, **kwargs):
+        losses = original(*args, **kwargs)
+        losses['loss_mask'] = losses['loss_mask'] * float('nan')
+        return losses
+
+    monkeypatch.setattr(model.bbox_head, 'loss_by_feat', nan_mask)
+    with pytest.raises(FloatingPointError, match=r'loss_mask=nan.*img_0\.jpg'):
+        model(**data, mode='loss')
+
+
+@torch.no_grad()
+def test_batch_predict_rescale_true_and_false():
+    model = _tiny_model().eval()
+    model.bbox_head.polar_cls.bias.fill_(0.0)  # detections everywhere
+    data = model.data_preprocessor(_data(), training=False)
+    raw = model(**copy.deepcopy(data), mode='tensor')
+    assert len(raw) == 4 and raw[0][0].shape == (2, 3, 12, 16)
+
+    scaled = model(**copy.deepcopy(data), mode='predict')
+    plain = model.predict(data['inputs'], copy.deepcopy(data['data_samples']), rescale=False)
+    assert len(scaled) == len(plain) == 2
+    for image, (with_scale, without) in enumerate(zip(scaled, plain, strict=True)):
+        height, width = data['data_samples'][image].img_shape
+        first, second = with_scale.pred_instances, without.pred_instances
+        assert 0 < len(first) <= 100 and 0 < len(second) <= 100
+        assert first.polygons.shape[1:] == (36, 2)
+        assert first.labels.dtype == torch.long
+        assert second.polygons[..., 0].max() <= width - 1
+        assert second.polygons[..., 1].max() <= height - 1
+        assert first.polygons[..., 1].max() <= 2 * (height - 1)
+        torch.testing.assert_close(
+            first.bboxes[0], second.bboxes[0] / torch.tensor([1.0, 0.5, 1.0, 0.5])
+        )
+        torch.testing.assert_close(first.polygons[0], second.polygons[0] / torch.tensor([1.0, 0.5]))
+        assert torch.all(first.scores[:-1] >= first.scores[1:])
+
+
+def test_invalid_mode():
+    model = _tiny_model()
+    with pytest.raises(ValueError, match='invalid mode'):
+        model(torch.zeros(1, 3, 32, 32), None, mode='train')
+
+
+def test_init_weights_loads_a_local_backbone_checkpoint(tmp_path):
+    backbone_cfg = copy.deepcopy(TINY_MODEL['backbone'])
+    source = MODELS.build(backbone_cfg)
+    torch.manual_seed(3)
+    for param in source.parameters():
+        param.data.normal_()
+    path = tmp_path / 'tiny_backbone.pth'
+    torch.save(source.state_dict(), path)
+
+    cfg = copy.deepcopy(TINY_MODEL)
+    cfg['backbone']['init_cfg'] = dict(type='Pretrained', checkpoint=str(path))
+    model = MODELS.build(cfg)
+    model.init_weights()
+    torch.testing.assert_close(model.backbone.layer3[0].conv1.weight, source.layer3[0].conv1.weight)
+    assert model.bbox_head.polar_cls.bias[0].item() == pytest.approx(-4.59512, abs=1e-5)
+    assert torch.count_nonzero(model.neck.fpn_convs[0].conv.bias) == 0
