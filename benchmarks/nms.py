@@ -2,7 +2,7 @@
 
 Candidates look like a detector's before NMS: B boxes scattered around B/20 objects of 16-256
 pixels in a 1333x800 image, on a 1/16 pixel grid (so that the class shift of batched NMS is
-exact), with scores in random order and 80 classes for batched NMS. Both sides get the same
+exact), with distinct scores in random order and 80 classes for batched NMS. Both sides get the same
 tensors; the `same` column says whether their keep indices are equal.
 
     python benchmarks/nms.py                       # CPU (1 thread and default), CUDA if present
@@ -36,7 +36,7 @@ def make_candidates(num_boxes: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
     center = centers[owner] + jitter[:, :2] * sizes[owner]
     half = sizes[owner] * (1 + jitter[:, 2:]).clamp(min=0.2) / 2
     boxes = (torch.cat([center - half, center + half], 1) * 16).round() / 16
-    scores = torch.rand(num_boxes, generator=g)
+    scores = torch.randperm(num_boxes, generator=g).float() / num_boxes
     labels = torch.randint(0, 80, (num_boxes,), generator=g)
     return boxes, scores, labels
 

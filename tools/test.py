@@ -2,7 +2,7 @@
 
 from mmengine.registry import RUNNERS
 
-from polarmask.engine.cli import build_test_parser, report_errors, config_for_testing
+from polarmask.engine.cli import build_test_parser, config_for_testing, report_errors
 from polarmask.utils import register_all_modules
 
 

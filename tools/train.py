@@ -2,7 +2,7 @@
 
 from mmengine.registry import RUNNERS
 
-from polarmask.engine.cli import build_train_parser, report_errors, config_for_training
+from polarmask.engine.cli import build_train_parser, config_for_training, report_errors
 from polarmask.utils import register_all_modules
 
 
@@ -12,7 +12,12 @@ def main() -> None:
         register_all_modules()
         cfg = config_for_training(args)
         runner = RUNNERS.build(cfg)
-        runner.train()
+        try:
+            runner.train()
+        except FloatingPointError as error:
+            raise FloatingPointError(
+                f'iteration {runner.iter + 1} (epoch {runner.epoch + 1}): {error}'
+            ) from error
 
 
 if __name__ == '__main__':

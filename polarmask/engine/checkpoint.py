@@ -48,9 +48,7 @@ def _from_plain(value: Any) -> Any:
     """Inverse of :func:`_to_plain` for the HistoryBuffers."""
     if isinstance(value, dict):
         if value.get(_BUFFER_TAG):
-            return HistoryBuffer(
-                value['log_history'], value['count_history'], value['max_length']
-            )
+            return HistoryBuffer(value['log_history'], value['count_history'], value['max_length'])
         return {key: _from_plain(item) for key, item in value.items()}
     return value
 

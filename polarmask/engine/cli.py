@@ -21,14 +21,32 @@ LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--work-dir', '--work_dir', dest='work_dir',
-                        help='folder for logs and checkpoints (default: ./work_dirs/<config>)')
-    parser.add_argument('--cfg-options', '--options', nargs='+', action=DictAction,
-                        help='override config values, e.g. train_dataloader.batch_size=2')
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
-                        help='job launcher; may be given more than once, the last one counts')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
-                        help='set by torch.distributed.launch; torchrun sets LOCAL_RANK instead')
+    parser.add_argument(
+        '--work-dir',
+        '--work_dir',
+        dest='work_dir',
+        help='folder for logs and checkpoints (default: ./work_dirs/<config>)',
+    )
+    parser.add_argument(
+        '--cfg-options',
+        '--options',
+        nargs='+',
+        action=DictAction,
+        help='override config values, e.g. train_dataloader.batch_size=2',
+    )
+    parser.add_argument(
+        '--launcher',
+        choices=LAUNCHERS,
+        default='none',
+        help='job launcher; may be given more than once, the last one counts',
+    )
+    parser.add_argument(
+        '--local_rank',
+        '--local-rank',
+        type=int,
+        default=0,
+        help='set by torch.distributed.launch; torchrun sets LOCAL_RANK instead',
+    )
 
 
 def build_train_parser() -> argparse.ArgumentParser:
@@ -36,22 +54,42 @@ def build_train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description='Train a PolarMask model')
     parser.add_argument('config', help='config file path')
     _add_common_arguments(parser)
-    parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
-                        help='resume from CKPT, or from the latest checkpoint in the work dir')
-    parser.add_argument('--resume_from', '--resume-from', dest='resume_from', metavar='CKPT',
-                        help="the original's spelling of --resume CKPT")
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        default=None,
+        metavar='CKPT',
+        help='resume from CKPT, or from the latest checkpoint in the work dir',
+    )
+    parser.add_argument(
+        '--resume_from',
+        '--resume-from',
+        dest='resume_from',
+        metavar='CKPT',
+        help="the original's spelling of --resume CKPT",
+    )
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
-    parser.add_argument('--auto-scale-lr', '--autoscale-lr', dest='auto_scale_lr',
-                        action='store_true',
-                        help='scale lr by (world size x images per GPU) / base_batch_size')
-    parser.add_argument('--validate', action='store_true',
-                        help='evaluate on the val split during training (the default; kept for '
-                             "the original's commands)")
-    parser.add_argument('--no-validate', action='store_true',
-                        help='do not evaluate during training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        '--autoscale-lr',
+        dest='auto_scale_lr',
+        action='store_true',
+        help='scale lr by (world size x images per GPU) / base_batch_size',
+    )
+    parser.add_argument(
+        '--validate',
+        action='store_true',
+        help='evaluate on the val split during training (the default; kept for '
+        "the original's commands)",
+    )
+    parser.add_argument(
+        '--no-validate', action='store_true', help='do not evaluate during training'
+    )
     parser.add_argument('--seed', type=int, default=None, help='random seed')
-    parser.add_argument('--deterministic', action='store_true',
-                        help='deterministic cuDNN / torch algorithms')
+    parser.add_argument(
+        '--deterministic', action='store_true', help='deterministic cuDNN / torch algorithms'
+    )
     return parser
 
 
@@ -62,16 +100,29 @@ def build_test_parser() -> argparse.ArgumentParser:
     parser.add_argument('checkpoint', help='checkpoint file')
     _add_common_arguments(parser)
     parser.add_argument('--out', help='save the raw results to this .pkl file')
-    parser.add_argument('--eval', nargs='+', choices=('segm', 'bbox'),
-                        help='COCO metrics to compute (default: the config\'s test_evaluator)')
-    parser.add_argument('--json_out', '--json-out', dest='json_out', metavar='PREFIX',
-                        help='also write the results as PREFIX.segm.json / PREFIX.bbox.json')
-    parser.add_argument('--format-only', action='store_true',
-                        help='only write the result jsons (e.g. for test-dev); needs --json_out')
+    parser.add_argument(
+        '--eval',
+        nargs='+',
+        choices=('segm', 'bbox'),
+        help="COCO metrics to compute (default: the config's test_evaluator)",
+    )
+    parser.add_argument(
+        '--json_out',
+        '--json-out',
+        dest='json_out',
+        metavar='PREFIX',
+        help='also write the results as PREFIX.segm.json / PREFIX.bbox.json',
+    )
+    parser.add_argument(
+        '--format-only',
+        action='store_true',
+        help='only write the result jsons (e.g. for test-dev); needs --json_out',
+    )
     parser.add_argument('--show', action='store_true', help='show results in a window')
     parser.add_argument('--show-dir', help='write images with the predictions drawn here')
-    parser.add_argument('--score-thr', type=float, default=0.3,
-                        help='score threshold for --show/--show-dir')
+    parser.add_argument(
+        '--score-thr', type=float, default=0.3, help='score threshold for --show/--show-dir'
+    )
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per image for --show')
     return parser
 
@@ -89,7 +140,9 @@ def _set_work_dir(cfg: Config, args: argparse.Namespace) -> None:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
-        cfg.work_dir = os.path.join('./work_dirs', os.path.splitext(os.path.basename(args.config))[0])
+        cfg.work_dir = os.path.join(
+            './work_dirs', os.path.splitext(os.path.basename(args.config))[0]
+        )
 
 
 def config_for_training(args: argparse.Namespace) -> Config:

@@ -65,7 +65,9 @@ class PolarRunner(Runner):
 
     def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
         custom_hooks = list(custom_hooks or [])
-        present = {hook.get('type') if isinstance(hook, dict) else type(hook).__name__
-                   for hook in custom_hooks}
+        present = {
+            hook.get('type') if isinstance(hook, dict) else type(hook).__name__
+            for hook in custom_hooks
+        }
         custom_hooks += [dict(hook) for hook in _ALWAYS_ON_HOOKS if hook['type'] not in present]
         super().register_hooks(default_hooks, custom_hooks)

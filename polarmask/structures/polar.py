@@ -30,9 +30,7 @@ ANGLE_CONVENTIONS = ('current', 'legacy')
 
 def _check_convention(convention: str) -> None:
     if convention not in ANGLE_CONVENTIONS:
-        raise ValueError(
-            f'unknown angle convention {convention!r}: use one of {ANGLE_CONVENTIONS}'
-        )
+        raise ValueError(f'unknown angle convention {convention!r}: use one of {ANGLE_CONVENTIONS}')
 
 
 def angles(
@@ -258,7 +256,7 @@ def _degree_bins(delta_x: Tensor, delta_y: Tensor) -> Tensor:
     value (computed in float64, then rounded) and keep the rest of the float32 chain. Over all
     integer offsets within +-1280 x +-768 pixels this gives libm's bins except on 7 offsets,
     and torch's AVX2 SIMD bins except on the exact diagonal dx = dy > 0 (45 where SIMD gives 44;
-    45 degrees is a ray only when R is 24 or 72).
+    45 degrees is a ray only when R is 24 or 72); measured with glibc 2.36 and torch 2.14.
     The division is by a device tensor, not a Python scalar: CUDA turns division by a scalar into
     a multiplication by its reciprocal, which rounds differently.
 
@@ -286,7 +284,8 @@ def ray_targets_packed(
 
     For each point, every point of its contour is binned by integer degree
     (:func:`_degree_bins`) with distance ``sqrt(dx**2 + dy**2)`` (float32); the farthest point
-    per bin is kept (a scatter-max into 361 bins per point). Ray k at angle a = k * 360 / R takes
+    per bin is kept (a scatter-max into 361 bins per point; float32 ``sqrt`` is monotonic, so
+    it is taken after the max, on the chosen bins only). Ray k at angle a = k * 360 / R takes
     the first non-empty bin among a, a+1, a-1, a+2, a-2, a+3, a-3 (no wrap-around at 0/360), else
     :data:`MISSING_RAY`. A point on its contour contributes distance 0 at angle 0.
 
@@ -310,32 +309,35 @@ def ray_targets_packed(
 
     # Pair every point with each point of its contour: (M,) indices, M = sum of the lengths.
     counts = lengths.index_select(0, index)  # (P,)
-    starts = (torch.cumsum(lengths, 0) - lengths).index_select(0, index)
-    shifts = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
-    pair_contour = torch.arange(shifts.numel(), device=device) + shifts
     pair_point = torch.repeat_interleave(torch.arange(num_points, device=device), counts)
-    delta_x, delta_y = contours_xy.index_select(1, pair_contour) - torch.repeat_interleave(
-        points_xy, counts, dim=1
-    )  # (M,) each
-    distances = torch.sqrt(delta_x**2 + delta_y**2)
+    shifts = (torch.cumsum(lengths, 0) - lengths).index_select(0, index)
+    shifts -= torch.cumsum(counts, 0) - counts  # first contour index minus first pair index
+    pair_contour = torch.arange(pair_point.numel(), device=device)
+    pair_contour += shifts.index_select(0, pair_point)
+    pair_xy = contours_xy.index_select(1, pair_contour) - points_xy.index_select(1, pair_point)
+    delta_x, delta_y = pair_xy  # (M,) each
+    squared = delta_x * delta_x + delta_y * delta_y  # sqrt is monotonic: taken after the max
     bins = _degree_bins(delta_x, delta_y)
 
     # Farthest contour point per (point, integer degree); an extra last column stays empty (-1).
     width = _DEGREE_BINS + 1
     farthest = points_xy.new_full((num_points, width), -1.0)
-    farthest.view(-1).scatter_reduce_(0, pair_point * width + bins, distances, reduce='amax')
-    candidates = torch.tensor(
-        [
-            [a + o if 0 <= a + o < _DEGREE_BINS else _DEGREE_BINS for a in range(0, 360, step)]
-            for o in RAY_SEARCH_OFFSETS
-        ],
-        device=device,
-    )  # (7, R) bins to try for each ray, in search order
-    rays = points_xy.new_full((num_points, num_rays), MISSING_RAY)
-    for bins_tried in candidates.flip(0):
-        found = farthest.index_select(1, bins_tried)  # (P, R)
-        rays = torch.where(found >= 0, found, rays)
-    return rays
+    farthest.view(-1).scatter_reduce_(0, pair_point * width + bins, squared, reduce='amax')
+    candidates = [
+        a + o if 0 <= a + o < _DEGREE_BINS else _DEGREE_BINS
+        for o in RAY_SEARCH_OFFSETS
+        for a in range(0, 360, step)
+    ]
+    tries = len(RAY_SEARCH_OFFSETS)
+    found = farthest.index_select(1, torch.tensor(candidates, device=device))
+    found = found.view(num_points, tries, num_rays)  # (P, 7, R) in search order
+    # The first bin hit has the highest priority (7 for a, 6 for a+1, ...; 0 when none is hit);
+    # amax over dim 1 then the matching index, as argmax over that dim is slow on the CPU.
+    priority = torch.arange(tries, 0, -1, device=device)[:, None]  # (7, 1)
+    best = ((found >= 0) * priority).amax(dim=1, keepdim=True)  # (P, 1, R)
+    first_hit = (tries - best).clamp(max=tries - 1)
+    rays = found.gather(1, first_hit).squeeze(1)  # (P, R) squared, -1 where no bin was hit
+    return torch.where(rays >= 0, rays.clamp(min=0).sqrt(), MISSING_RAY)
 
 
 def ray_targets(points: Tensor, contour: Tensor | np.ndarray, num_rays: int = 36) -> Tensor:

@@ -37,7 +37,13 @@ def test_config_builds_model(path):
         with torch.no_grad():
             outputs = model(torch.rand(1, 3, 64, 96), mode='tensor')
         cls_scores = outputs[0]
-        assert [tuple(s.shape[-2:]) for s in cls_scores] == [(8, 12), (4, 6), (2, 3), (1, 2), (1, 1)]
+        assert [tuple(s.shape[-2:]) for s in cls_scores] == [
+            (8, 12),
+            (4, 6),
+            (2, 3),
+            (1, 2),
+            (1, 1),
+        ]
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,17 @@ R50_32GPU = 'configs/polarmask/32gpu/polar_768_1x_r50.py'
 
 def test_seed_4gpu_command_with_launcher_given_twice():
     # tools/dist_train.sh appends `--launcher pytorch` after the user's own `--launcher pytorch`.
-    argv = [R50_4GPU, '--launcher', 'pytorch', '--work_dir', './work_dirs/polar_768_1x_r50_4gpu',
-            '--launcher', 'pytorch', '--local_rank', '3']
+    argv = [
+        R50_4GPU,
+        '--launcher',
+        'pytorch',
+        '--work_dir',
+        './work_dirs/polar_768_1x_r50_4gpu',
+        '--launcher',
+        'pytorch',
+        '--local_rank',
+        '3',
+    ]
     args = build_train_parser().parse_args(argv)
     cfg = config_for_training(args)
     assert cfg.launcher == 'pytorch'
@@ -42,8 +51,15 @@ def test_original_resume_validate_seed_spellings():
 
 def test_mmdet3_flags():
     args = build_train_parser().parse_args(
-        [R50_4GPU, '--resume', '--amp', '--auto-scale-lr', '--no-validate',
-         '--cfg-options', 'train_dataloader.batch_size=2']
+        [
+            R50_4GPU,
+            '--resume',
+            '--amp',
+            '--auto-scale-lr',
+            '--no-validate',
+            '--cfg-options',
+            'train_dataloader.batch_size=2',
+        ]
     )
     cfg = config_for_training(args)
     assert cfg.resume is True and cfg.load_from is None

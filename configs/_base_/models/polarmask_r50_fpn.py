@@ -41,9 +41,7 @@ model = dict(
         center_sample_radius=1.5,
         norm_cfg=dict(type='GN', num_groups=32, requires_grad=True),
         centerness_factor=0.5,
-        loss_cls=dict(
-            type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0
-        ),
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
         loss_bbox=dict(type='IoULoss', loss_weight=1.0),
         loss_centerness=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
         loss_mask=dict(type='PolarIoULoss', loss_weight=1.0),

@@ -12,7 +12,9 @@ max_epochs = 12
 
 model = dict(
     data_preprocessor=dict(
-        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
         pad_size_divisor=32,
     ),
     backbone=dict(

@@ -27,11 +27,11 @@ from polarmask.structures.polar import (
 
 
 @functools.lru_cache(maxsize=8)
-def _grid_points(pad_shape: tuple[int, int], strides: tuple[int, ...]) -> tuple[Tensor, ...]:
-    """Per level (H_l * W_l, 2) CPU points of an input of ``pad_shape``, cached (read-only)."""
+def _grid_points(pad_shape: tuple[int, int], strides: tuple[int, ...]) -> Tensor:
+    """(P, 2) CPU points of all levels of an input of ``pad_shape``, cached (read-only)."""
     featmap_sizes = featmap_sizes_for(pad_shape, list(strides))
-    return tuple(
-        level_points(size, stride) for size, stride in zip(featmap_sizes, strides, strict=True)
+    return torch.cat(
+        [level_points(size, stride) for size, stride in zip(featmap_sizes, strides, strict=True)]
     )
 
 
@@ -111,30 +111,28 @@ class PolarTarget:
             0 for negatives. P = sum of H_l * W_l, levels concatenated in order. On the device of
             the points.
         """
+        grids = self._level_grids(mlvl_points)
         points = torch.cat(mlvl_points).float()  # (P, 2)
-        device = points.device
-        num_imgs, num_points = len(batch_gt_instances), points.shape[0]
-        labels = torch.full((num_imgs * num_points,), num_classes, dtype=torch.long, device=device)
-        bbox_targets = points.new_zeros(num_imgs * num_points, 4)
-        ray_targets = points.new_zeros(num_imgs * num_points, self.num_rays)
-
-        gts = self._gather_instances(batch_gt_instances, device)
-        if gts['bboxes'].shape[0] > 0:
-            pos_keys, pos_gts, pos_bbox_targets = self._assign(mlvl_points, points, gts, num_imgs)
-            labels[pos_keys] = gts['labels'][pos_gts]
-            bbox_targets[pos_keys] = pos_bbox_targets
-            ray_targets[pos_keys] = ray_targets_packed(
-                points[pos_keys % num_points],
-                gts['contours'],
-                gts['contour_lengths'],
-                pos_gts,
-                self.num_rays,
-            )
-        return (
-            labels.view(num_imgs, num_points),
-            bbox_targets.view(num_imgs, num_points, 4),
-            ray_targets.view(num_imgs, num_points, self.num_rays),
-        )
+        bboxes: list[Tensor] = []
+        labels: list[Tensor] = []
+        centers: list[Tensor] = []
+        images: list[Tensor] = []
+        contours: list[Tensor] = []
+        for image, instances in enumerate(batch_gt_instances):
+            num_gts = instances.bboxes.shape[0]
+            if not len(instances.contours) == num_gts == instances.centers.shape[0]:
+                raise ValueError(
+                    f'PolarTarget: image {image} has {num_gts} boxes, '
+                    f'{len(instances.contours)} contours and {instances.centers.shape[0]} '
+                    'centres; gt_instances need one of each per instance (PolarContours)'
+                )
+            bboxes.append(instances.bboxes.reshape(-1, 4))
+            labels.append(instances.labels.reshape(-1))
+            centers.append(instances.centers.reshape(-1, 2))
+            images.append(torch.full((num_gts,), image, dtype=torch.long))
+            contours.extend(instances.contours)
+        gts = self._pack(bboxes, labels, centers, images, contours, points.device)
+        return self._targets(points, grids, gts, len(batch_gt_instances), num_classes)
 
     @torch.no_grad()
     def get_targets_single(
@@ -148,9 +146,9 @@ class PolarTarget:
         """Targets of one image from its masks, contours included (the original's data path).
 
         Contours and centres come from :func:`~polarmask.structures.polar.mask_contour` (traced
-        in the box when the whole mask lies there);
-        instances whose mask has no contour are dropped and counted in the log. Points are
-        those of ``featmap_sizes_for(pad_shape, strides)``. Gives what :meth:`get_targets` gives.
+        in the box when the whole mask lies there); instances whose mask has no contour are
+        dropped and counted in the log. Points are those of ``featmap_sizes_for(pad_shape,
+        strides)``. The same computation as :meth:`get_targets`, so the same targets.
 
         Args:
             gt_masks: (G, H, W) uint8 masks of the padded network input.
@@ -170,13 +168,15 @@ class PolarTarget:
                 f'PolarTarget.get_targets_single: {len(gt_masks)} masks, {gt_bboxes.shape[0]} '
                 f'boxes and {gt_labels.shape[0]} labels; give one of each per instance'
             )
-        keep, contours, centers = [], [], []
-        for index, mask in enumerate(gt_masks):
-            found = mask_contour(mask, gt_bboxes[index].tolist())
+        keep: list[int] = []
+        contours: list[Tensor] = []
+        centers: list[np.ndarray] = []
+        for index, (mask, bbox) in enumerate(zip(gt_masks, gt_bboxes.tolist(), strict=True)):
+            found = mask_contour(mask, bbox)
             if found is not None:
                 keep.append(index)
                 contours.append(torch.from_numpy(found[0]))
-                centers.append(torch.from_numpy(found[1]))
+                centers.append(found[1])
         if len(keep) < len(gt_masks):
             print_log(
                 f'PolarTarget: dropped {len(gt_masks) - len(keep)} of {len(gt_masks)} instances '
@@ -184,35 +184,61 @@ class PolarTarget:
                 logger='current',
                 level=logging.WARNING,
             )
-        instances = InstanceData(
-            bboxes=gt_bboxes[keep],
-            labels=gt_labels[keep],
+        kept = torch.tensor(keep, dtype=torch.long)
+        gts = self._pack(
+            bboxes=[gt_bboxes[kept]],
+            labels=[gt_labels[kept]],
+            centers=[torch.from_numpy(np.array(centers, dtype=np.float32).reshape(-1, 2))],
+            images=[torch.zeros(len(keep), dtype=torch.long)],
             contours=contours,
-            centers=torch.stack(centers) if centers else torch.zeros(0, 2),
+            device=torch.device('cpu'),
         )
-        mlvl_points = list(_grid_points(tuple(pad_shape), tuple(self.strides)))
-        labels, bbox_targets, ray_targets = self.get_targets(mlvl_points, [instances], num_classes)
+        points = _grid_points(tuple(pad_shape), tuple(self.strides))
+        grids = featmap_sizes_for(pad_shape, self.strides)
+        labels, bbox_targets, ray_targets = self._targets(points, grids, gts, 1, num_classes)
         return labels[0], bbox_targets[0], ray_targets[0]
 
+    def _targets(
+        self,
+        points: Tensor,
+        grids: list[tuple[int, int]],
+        gts: dict[str, Tensor],
+        num_imgs: int,
+        num_classes: int,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The targets of :meth:`get_targets` from points (P, 2), level sizes and packed gts."""
+        device, num_points = points.device, points.shape[0]
+        labels = torch.full((num_imgs * num_points,), num_classes, dtype=torch.long, device=device)
+        bbox_targets = points.new_zeros(num_imgs * num_points, 4)
+        ray_targets = points.new_zeros(num_imgs * num_points, self.num_rays)
+        if gts['bboxes'].shape[0] > 0:
+            pos_keys, pos_gts, pos_bbox_targets = self._assign(points, grids, gts, num_imgs)
+            labels[pos_keys] = gts['labels'].index_select(0, pos_gts)
+            bbox_targets[pos_keys] = pos_bbox_targets
+            ray_targets[pos_keys] = ray_targets_packed(
+                points.index_select(0, pos_keys % num_points),
+                gts['contours'],
+                gts['contour_lengths'],
+                pos_gts,
+                self.num_rays,
+            )
+        return (
+            labels.view(num_imgs, num_points),
+            bbox_targets.view(num_imgs, num_points, 4),
+            ray_targets.view(num_imgs, num_points, self.num_rays),
+        )
+
     @staticmethod
-    def _gather_instances(
-        batch_gt_instances: list[InstanceData], device: torch.device
+    def _pack(
+        bboxes: list[Tensor],
+        labels: list[Tensor],
+        centers: list[Tensor],
+        images: list[Tensor],
+        contours: list[Tensor],
+        device: torch.device,
     ) -> dict[str, Tensor]:
-        """Concatenate the gts of all images, on ``device``; contours packed as (K, 2)."""
-        bboxes, labels, centers, images, contours = [], [], [], [], []
-        for image, instances in enumerate(batch_gt_instances):
-            num_gts = instances.bboxes.shape[0]
-            if not len(instances.contours) == num_gts == instances.centers.shape[0]:
-                raise ValueError(
-                    f'PolarTarget: image {image} has {num_gts} boxes, '
-                    f'{len(instances.contours)} contours and {instances.centers.shape[0]} '
-                    'centres; gt_instances need one of each per instance (PolarContours)'
-                )
-            bboxes.append(instances.bboxes.reshape(-1, 4))
-            labels.append(instances.labels.reshape(-1))
-            centers.append(instances.centers.reshape(-1, 2))
-            images.append(torch.full((num_gts,), image, dtype=torch.long))
-            contours.extend(torch.as_tensor(c).reshape(-1, 2) for c in instances.contours)
+        """Concatenate the gts of all images on ``device``; contours packed as (K, 2)."""
+        contours = [torch.as_tensor(c).reshape(-1, 2) for c in contours]
         lengths = torch.tensor([c.shape[0] for c in contours], dtype=torch.long)
         if (lengths == 0).any():
             raise ValueError(
@@ -236,7 +262,7 @@ class PolarTarget:
                 f'PolarTarget: {len(mlvl_points)} levels of points for {len(self.strides)} '
                 'strides; give the points of every level'
             )
-        corners = torch.stack([torch.stack((p[0], p[-1])) for p in mlvl_points]).tolist()
+        corners = torch.stack([p[[0, -1]] for p in mlvl_points]).tolist()  # (L, 2, 2)
         grids = []
         for level, (stride, (first, last)) in enumerate(zip(self.strides, corners, strict=True)):
             offset = stride // 2
@@ -251,7 +277,7 @@ class PolarTarget:
         return grids
 
     def _assign(
-        self, mlvl_points: list[Tensor], points: Tensor, gts: dict[str, Tensor], num_imgs: int
+        self, points: Tensor, grids: list[tuple[int, int]], gts: dict[str, Tensor], num_imgs: int
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Positives of the batch, from the A x A cells around each centre on each level.
 
@@ -259,12 +285,13 @@ class PolarTarget:
             tuple: ``keys`` (Q,) image * P + point index of each positive, ``gts`` (Q,) index of
             its gt in the batch, ``bbox_targets`` (Q, 4) float32 l, t, r, b.
         """
-        device = points.device
-        grids = self._level_grids(mlvl_points)
+        device, num_points = points.device, points.shape[0]
         starts = np.cumsum([0] + [h * w for h, w in grids])[:-1].tolist()
-        sizes = torch.tensor(grids, device=device)[:, None, None, :]  # (L, 1, 1, 2) h, w
-        starts = torch.tensor(starts, device=device)[:, None, None]  # (L, 1, 1)
         levels = torch.tensor(
+            [(h, w, start) for (h, w), start in zip(grids, starts, strict=True)], device=device
+        )
+        heights, widths, starts = levels.T[..., None, None]  # (L, 1, 1) each
+        constants = torch.tensor(
             [
                 (s, s // 2, s * self.center_sample_radius, lo, hi)
                 for s, (lo, hi) in zip(self.strides, self.regress_ranges, strict=True)
@@ -272,20 +299,21 @@ class PolarTarget:
             dtype=torch.float32,
             device=device,
         )
-        strides, offsets, reaches, lows, highs = levels.T[..., None]  # (L, 1) each
+        strides, offsets, reaches, lows, highs = constants.T[..., None]  # (L, 1) each
 
         bboxes, centers = gts['bboxes'], gts['centers']
         span = math.ceil(2 * self.center_sample_radius) + 4
-        # Candidate cells: from one cell before the sampling square on, A per side. (G, L, 2)
+        # Candidate cells, from one cell before the sampling square on, A per side.
         first_cell = torch.floor((centers[:, None] - reaches - offsets) / strides).long() - 1
-        cells = first_cell[:, :, None, :] + torch.arange(span, device=device)[:, None]  # (G,L,A,2)
-        cols = cells[:, :, None, :, 0:1]  # (G, L, 1, A, 1) x
-        rows = cells[:, :, :, None, 1:2]  # (G, L, A, 1, 1) y
-        col_row = torch.cat(torch.broadcast_tensors(cols, rows), dim=-1)  # (G, L, A, A, 2)
-        on_grid = ((col_row >= 0) & (col_row < sizes.flip(-1))).all(dim=-1)  # (G, L, A, A)
-        col_row = torch.minimum(col_row.clamp(min=0), sizes.flip(-1) - 1)
-        index = starts + col_row[..., 1] * sizes[..., 1] + col_row[..., 0]  # (G, L, A, A)
-        xy = points[index]  # (G, L, A, A, 2)
+        cells = first_cell[..., None] + torch.arange(span, device=device)  # (G, L, 2, A)
+        cols, rows = cells[:, :, 0, None, :], cells[:, :, 1, :, None]  # (G,L,1,A), (G,L,A,1)
+        on_grid = (cols >= 0) & (cols < widths) & (rows >= 0) & (rows < heights)  # (G, L, A, A)
+        index = (
+            starts
+            + torch.clamp(rows, min=torch.zeros_like(heights), max=heights - 1) * widths
+            + torch.clamp(cols, min=torch.zeros_like(widths), max=widths - 1)
+        )  # (G, L, A, A) point index
+        xy = points.index_select(0, index.view(-1)).view(*index.shape, 2)
 
         # The original's float32 arithmetic: the square around the centre clipped to the box.
         box_lo = bboxes[:, None, None, None, :2]  # (G, 1, 1, 1, 2) x1, y1
@@ -304,16 +332,17 @@ class PolarTarget:
         # argmin). Candidates as flat indices into the (G, L, A, A) cells.
         flat = candidate.view(-1).nonzero().squeeze(1)  # (Q',)
         cand_gts = torch.div(flat, candidate[0].numel(), rounding_mode='floor')
-        cand_keys = gts['images'].index_select(0, cand_gts) * points.shape[0]
+        cand_keys = gts['images'].index_select(0, cand_gts) * num_points
         cand_keys += index.view(-1).index_select(0, flat)
         areas = (bboxes[:, 2] - bboxes[:, 0] + 1) * (bboxes[:, 3] - bboxes[:, 1] + 1)  # (G,)
         cand_areas = areas.index_select(0, cand_gts)
-        num_keys = num_imgs * points.shape[0]
-        min_areas = areas.new_full((num_keys,), math.inf)
+        min_areas = areas.new_full((num_imgs * num_points,), math.inf)
         min_areas.scatter_reduce_(0, cand_keys, cand_areas, reduce='amin')
-        smallest = cand_areas == min_areas.index_select(0, cand_keys)
-        first_gts = torch.full((num_keys,), bboxes.shape[0], device=device)
-        first_gts.scatter_reduce_(0, cand_keys[smallest], cand_gts[smallest], reduce='amin')
+        smallest = (cand_areas == min_areas.index_select(0, cand_keys)).nonzero().squeeze(1)
+        first_gts = torch.full((num_imgs * num_points,), bboxes.shape[0], device=device)
+        first_gts.scatter_reduce_(
+            0, cand_keys.index_select(0, smallest), cand_gts.index_select(0, smallest), 'amin'
+        )
         wins = (first_gts.index_select(0, cand_keys) == cand_gts).nonzero().squeeze(1)
         pos_bbox_targets = distances.view(-1, 4).index_select(0, flat.index_select(0, wins))
         return cand_keys.index_select(0, wins), cand_gts.index_select(0, wins), pos_bbox_targets

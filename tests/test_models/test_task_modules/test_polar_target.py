@@ -69,6 +69,16 @@ def labels_at(labels: torch.Tensor, pad_shape, level: int, xy: tuple[int, int]) 
     return int(labels[start + row * sizes[level][1] + col])
 
 
+def level0_positives(labels: torch.Tensor, pad_shape, label: int) -> set[tuple[int, int]]:
+    """Level-0 points (x, y) < 64 labelled ``label``."""
+    return {
+        (x, y)
+        for x in range(4, 64, 8)
+        for y in range(4, 64, 8)
+        if labels_at(labels, pad_shape, 0, (x, y)) == label
+    }
+
+
 def assert_same_targets(ours, reference):
     labels, bbox_targets, ray_targets = ours
     ref_labels, ref_bbox_targets, ref_ray_targets = reference
@@ -109,6 +119,18 @@ def test_other_ray_counts_match_the_loop(num_rays):
     ours = build(num_rays).get_targets_single(masks, bboxes, labels, pad_shape, NUM_CLASSES)
     reference = polar_targets_loop(masks, bboxes, labels, pad_shape, NUM_CLASSES, num_rays=num_rays)
     assert ours[2].shape[-1] == num_rays
+    assert_same_targets(ours, reference)
+
+
+@pytest.mark.parametrize('radius', [0.5, 2.3])
+def test_other_sampling_radii_match_the_loop(radius):
+    pad_shape = (256, 384)
+    masks, bboxes, labels = random_instances(
+        np.random.default_rng(int(radius * 10)), pad_shape, 5, NUM_CLASSES, 4, 120
+    )
+    target = PolarTarget(STRIDES, RANGES, center_sample_radius=radius)
+    ours = target.get_targets_single(masks, bboxes, labels, pad_shape, NUM_CLASSES)
+    reference = polar_targets_loop(masks, bboxes, labels, pad_shape, NUM_CLASSES, radius=radius)
     assert_same_targets(ours, reference)
 
 
@@ -170,12 +192,7 @@ def test_strict_inside_the_clipped_sampling_square():
     target = build()
     instances = square_instances([[0.0, 0.0, 60.0, 60.0]], [[24.0, 24.0]], [3])
     labels = target.get_targets(points_for(pad_shape), [instances], NUM_CLASSES)[0][0]
-    positives = {
-        (x, y)
-        for x in range(4, 64, 8)
-        for y in range(4, 64, 8)
-        if labels_at(labels, pad_shape, 0, (x, y)) == 3
-    }
+    positives = level0_positives(labels, pad_shape, 3)
     assert positives == {(20, 20), (28, 20), (20, 28), (28, 28)}
     assert (labels == 3).sum() == 4
 
@@ -187,12 +204,7 @@ def test_strict_inside_the_clipped_sampling_square():
     ):
         instances = square_instances([[x1, 0.0, 60.0, 60.0]], [[24.0, 24.0]], [3])
         labels = target.get_targets(points_for(pad_shape), [instances], NUM_CLASSES)[0][0]
-        positives = {
-            (x, y)
-            for x in range(4, 64, 8)
-            for y in range(4, 64, 8)
-            if labels_at(labels, pad_shape, 0, (x, y)) == 3
-        }
+        positives = level0_positives(labels, pad_shape, 3)
         assert positives == expected
 
 

@@ -3,8 +3,8 @@
 // The boxes are gathered in score order into separate coordinate arrays, so that the inner loop
 // reads memory sequentially and compiles to SIMD code; it tests every later box rather than
 // branching on the ones already suppressed.
-#include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/sort.h>
 #include <torch/library.h>

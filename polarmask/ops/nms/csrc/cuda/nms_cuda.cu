@@ -7,8 +7,8 @@
 // their diagonal words, then all threads OR the rows of the kept boxes into the later words of
 // the shared `removed` mask. The kept indices are written in rank order, so the host reads back
 // only their count.
-#include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/sort.h>
@@ -137,8 +137,8 @@ __global__ void nms_reduce_kernel(const Mask* __restrict__ mask, const int64_t* 
       keep[num_kept_before + t] = order[base + kept_rows[t]];
     }
     const int next = block + 1;
-    if (next < col_blocks && t < min(num_boxes - next * int64_t{kBoxesPerWord},
-                                     int64_t{kBoxesPerWord})) {
+    if (next < col_blocks &&
+        t < min(num_boxes - next * int64_t{kBoxesPerWord}, int64_t{kBoxesPerWord})) {
       diagonal[next & 1][t] = mask[(next * int64_t{kBoxesPerWord} + t) * col_blocks + next];
     }
     const int later_words = col_blocks - next;
@@ -157,13 +157,24 @@ __global__ void nms_reduce_kernel(const Mask* __restrict__ mask, const int64_t* 
   }
 }
 
+// Raises on a failed kernel launch; names the fix when the library lacks code for this GPU (the
+// "no kernel image" error of the original PolarMask on newer GPUs).
+void check_launch(const char* kernel) {
+  const cudaError_t error = cudaGetLastError();
+  TORCH_CHECK(error != cudaErrorNoKernelImageForDevice, "polarmask::nms (CUDA): ", kernel,
+              ": polarmask._C has no code for this GPU; rebuild it for the GPU's compute "
+              "capability, e.g. `TORCH_CUDA_ARCH_LIST=7.5 pip install --no-build-isolation -e .`");
+  TORCH_CHECK(error == cudaSuccess, "polarmask::nms (CUDA): ", kernel, ": ",
+              cudaGetErrorString(error));
+}
+
 at::Tensor nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold,
                     int64_t offset) {
   check_nms_inputs(boxes, scores, offset);
   TORCH_CHECK(boxes.is_cuda(), "polarmask::nms (CUDA): boxes must be CUDA tensors");
   const int64_t num_boxes = boxes.size(0);
-  TORCH_CHECK(num_boxes <= kMaxBoxes, "polarmask::nms (CUDA): ", num_boxes,
-              " boxes exceed the ", kMaxBoxes,
+  TORCH_CHECK(num_boxes <= kMaxBoxes, "polarmask::nms (CUDA): ", num_boxes, " boxes exceed the ",
+              kMaxBoxes,
               " one call supports; keep the top-scoring ones first (e.g. nms_pre in test_cfg)");
   const c10::cuda::CUDAGuard device_guard(boxes.device());
   at::Tensor keep = at::empty({num_boxes}, boxes.options().dtype(at::kLong));
@@ -184,11 +195,11 @@ at::Tensor nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, double io
         contiguous_boxes.data_ptr<scalar_t>(), order.data_ptr<int64_t>(), num_boxes, col_blocks,
         static_cast<scalar_t>(offset), threshold_below<scalar_t>(iou_threshold), mask_ptr);
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  check_launch("nms_mask_kernel");
   nms_reduce_kernel<<<1, kReduceThreads, col_blocks * sizeof(Mask), stream>>>(
       mask_ptr, order.data_ptr<int64_t>(), num_boxes, col_blocks, keep.data_ptr<int64_t>(),
       num_kept.data_ptr<int64_t>());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  check_launch("nms_reduce_kernel");
   return keep.narrow(/*dim=*/0, /*start=*/0, /*length=*/num_kept.item<int64_t>());
 }
 
