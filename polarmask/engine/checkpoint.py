@@ -53,17 +53,24 @@ def _from_plain(value: Any) -> Any:
     return value
 
 
+_RUNNER_STATE_KEYS = ('meta', 'message_hub', 'param_schedulers')
+
+
 def make_checkpoint_plain(checkpoint: dict) -> None:
-    """Convert ``checkpoint['meta']`` in place to types ``weights_only=True`` accepts."""
-    if 'meta' in checkpoint:
-        checkpoint['meta'] = _to_plain(checkpoint['meta'])
+    """Convert the runner state of a checkpoint in place to types ``weights_only=True`` accepts.
+
+    mmengine stores ``meta``, ``message_hub`` (HistoryBuffers of numpy arrays) and
+    ``param_schedulers`` next to the weights.
+    """
+    for key in _RUNNER_STATE_KEYS:
+        if key in checkpoint:
+            checkpoint[key] = _to_plain(checkpoint[key])
 
 
 def restore_checkpoint_objects(checkpoint: dict) -> None:
     """Rebuild the message hub's HistoryBuffers of a plain checkpoint in place."""
-    meta = checkpoint.get('meta')
-    if isinstance(meta, dict) and 'message_hub' in meta:
-        meta['message_hub'] = _from_plain(meta['message_hub'])
+    if isinstance(checkpoint.get('message_hub'), dict):
+        checkpoint['message_hub'] = _from_plain(checkpoint['message_hub'])
 
 
 def load_local_checkpoint(filename: str, map_location: str | None = None) -> Any:

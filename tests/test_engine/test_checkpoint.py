@@ -21,8 +21,8 @@ def _runner_like_checkpoint() -> dict:
     hub.update_scalar('train/loss', 1.5)
     hub.update_scalar('train/loss', 0.5)
     hub.update_info('iter', np.int64(12))
-    meta = dict(epoch=1, iter=12, seed=np.int64(3), message_hub=hub.state_dict())
-    return dict(meta=meta, state_dict={'w': torch.ones(2)})
+    meta = dict(epoch=1, iter=12, seed=np.int64(3))
+    return dict(meta=meta, state_dict={'w': torch.ones(2)}, message_hub=hub.state_dict())
 
 
 def test_plain_checkpoint_round_trip(tmp_path):
@@ -37,7 +37,7 @@ def test_plain_checkpoint_round_trip(tmp_path):
     torch.save(checkpoint, path)
     loaded = CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
     restore_checkpoint_objects(loaded)
-    buffer = loaded['meta']['message_hub']['log_scalars']['train/loss']
+    buffer = loaded['message_hub']['log_scalars']['train/loss']
     assert isinstance(buffer, HistoryBuffer)
     assert buffer.mean() == pytest.approx(1.0)
     assert loaded['meta']['seed'] == 3
