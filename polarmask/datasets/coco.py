@@ -201,6 +201,12 @@ class CocoInsSegDataset(BaseDataset):
         return [instance['bbox_label'] for instance in self.get_data_info(idx)['instances']]
 
     def _load_json(self) -> dict:
+        if not os.path.isfile(self.ann_file):
+            raise FileNotFoundError(
+                f"annotation file '{self.ann_file}' does not exist: put the dataset there "
+                f"(data_root '{self.data_root}') or point the config's dataset.data_root / "
+                'ann_file at it, e.g. --cfg-options train_dataloader.dataset.data_root=/path/'
+            )
         raw = load(self.ann_file, file_format='json')
         if not isinstance(raw, dict):
             raise ValueError(
