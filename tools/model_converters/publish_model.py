@@ -1,0 +1,112 @@
+"""Prepare a checkpoint for release: weights and meta only, named after its sha256.
+
+Usage:
+    python tools/model_converters/publish_model.py IN.pth OUT.pth [--save-keys meta state_dict]
+
+Keeps ``state_dict`` and ``meta`` (epoch, iteration, the config text ``cfg``, ``dataset_meta``
+with the class names, versions) and drops the training state: optimizer, param schedulers and
+message hub (also one stored inside ``meta``). The file is written to a temporary name next to
+OUT, hashed, and renamed to ``OUT-<first 8 hex digits of its sha256>.pth`` (mmdetection's
+naming), so a crash never leaves a partial file under the published name. The input is read
+with ``torch.load(weights_only=True)``, so the output loads that way too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+
+import torch
+
+from polarmask.engine.checkpoint import load_local_checkpoint
+from polarmask.engine.cli import report_errors
+
+DEFAULT_SAVE_KEYS = ('meta', 'state_dict')
+_CHUNK = 1 << 20
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Process a checkpoint to be published')
+    parser.add_argument('in_file', help='input checkpoint filename')
+    parser.add_argument('out_file', help='output checkpoint filename (the hash is appended)')
+    parser.add_argument(
+        '--save-keys',
+        nargs='+',
+        default=list(DEFAULT_SAVE_KEYS),
+        help='top-level keys of the checkpoint to keep',
+    )
+    return parser.parse_args(argv)
+
+
+def sha256sum(path: str) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as file:
+        for chunk in iter(lambda: file.read(_CHUNK), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def process_checkpoint(
+    in_file: str, out_file: str, save_keys: list[str] | tuple[str, ...] = DEFAULT_SAVE_KEYS
+) -> tuple[str, str, list[str]]:
+    """Strip ``in_file`` to ``save_keys`` and publish it as ``<out_file>-<sha8>.pth``.
+
+    Args:
+        in_file: checkpoint to publish.
+        out_file: output name; a ``.pth`` suffix is replaced by ``-<sha8>.pth``.
+        save_keys: top-level keys to keep.
+
+    Returns:
+        tuple: (path of the published file, its hex sha256, keys that were dropped).
+
+    Raises:
+        KeyError: naming the file when it has no ``state_dict``.
+    """
+    checkpoint = load_local_checkpoint(in_file, map_location='cpu')
+    if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
+        raise KeyError(
+            f'checkpoint {in_file!r} has no "state_dict": publish a checkpoint written by '
+            f'tools/train.py (or a dict with a "state_dict" entry)'
+        )
+    dropped = [key for key in checkpoint if key not in save_keys]
+    published = {key: value for key, value in checkpoint.items() if key in save_keys}
+    if isinstance(published.get('meta'), dict) and 'message_hub' in published['meta']:
+        published['meta'] = {k: v for k, v in published['meta'].items() if k != 'message_hub'}
+        dropped.append('meta.message_hub')
+
+    stem = out_file[: -len('.pth')] if out_file.endswith('.pth') else out_file
+    folder = os.path.dirname(os.path.abspath(out_file))
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, f'.{os.path.basename(stem)}.tmp-{os.getpid()}')
+    try:
+        with open(temporary, 'wb') as file:
+            torch.save(published, file)
+            file.flush()
+            os.fsync(file.fileno())
+        sha256 = sha256sum(temporary)
+        final_file = f'{stem}-{sha256[:8]}.pth'
+        os.replace(temporary, final_file)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return final_file, sha256, dropped
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with report_errors(args.in_file):
+        final_file, sha256, dropped = process_checkpoint(
+            args.in_file, args.out_file, args.save_keys
+        )
+    if dropped:
+        print(f'removed: {", ".join(dropped)}')
+    size = os.path.getsize(final_file) / 2**20
+    print(f'published {final_file} ({size:.1f} MiB, sha256 {sha256})')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
