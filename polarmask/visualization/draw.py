@@ -218,3 +218,85 @@ def draw_gt_instances(
     ).reshape(-1, 2)
     draw_texts(canvas, corners, _label_texts(labels, class_names, None), colors)
     return canvas
+
+
+def draw_rays(
+    img: np.ndarray,
+    points: torch.Tensor | np.ndarray,
+    polygons: torch.Tensor | np.ndarray,
+    colors: Sequence[Color],
+    alpha: float = 0.5,
+    thickness: int = 1,
+) -> np.ndarray:
+    """Draw the rays of points: a line from each point to each vertex of its polygon.
+
+    Args:
+        img: (H, W, 3) uint8 BGR image; not modified.
+        points: (P, 2) xy ray origins in ``img`` pixels.
+        polygons: (P, R, 2) xy ray ends (e.g. from ``rays_to_polygons``).
+        colors: P BGR colours.
+        alpha: Opacity of the lines.
+        thickness: Line thickness in pixels.
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 drawn copy.
+    """
+    points = _int_points(_as_numpy(points).reshape(-1, 2))  # (P, 1, 2)
+    ends = _int_points(_as_numpy(polygons).reshape(-1, 2)).reshape(len(points), -1, 1, 2)
+    segments = np.concatenate(
+        (np.broadcast_to(points[:, None], ends.shape), ends), axis=2
+    )  # (P, R, 2, 2): start and end of each ray
+    overlay = img.copy()
+    for point_segments, color in zip(segments, colors, strict=True):
+        cv2.polylines(overlay, list(point_segments), False, color, thickness, cv2.LINE_AA)
+    return cv2.addWeighted(overlay, alpha, img, 1 - alpha, 0)
+
+
+def draw_polar_targets(
+    img: np.ndarray,
+    contours: Sequence[torch.Tensor | np.ndarray],
+    centers: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray,
+    pos_points: torch.Tensor | np.ndarray,
+    pos_polygons: torch.Tensor | np.ndarray,
+    pos_instances: torch.Tensor | np.ndarray,
+    class_names: Sequence[str] | None = None,
+    ray_alpha: float = 0.6,
+    fade: float = 0.65,
+) -> np.ndarray:
+    """Draw the polar targets of an image: what each positive point learns to predict.
+
+    The image is faded towards white; each instance gets its own colour: its contour, mass
+    centre (large dot) and class name, its positive points (small dots) and their target rays
+    to the contour.
+
+    Args:
+        img: (H, W, 3) uint8 BGR network input; not modified.
+        contours: G arrays (K, 2) of xy contour points.
+        centers: (G, 2) xy mass centres.
+        labels: (G,) labels in 0..C-1.
+        pos_points: (P, 2) xy positive points.
+        pos_polygons: (P, R, 2) xy ends of their target rays.
+        pos_instances: (P,) index in 0..G-1 of the instance each positive is assigned to.
+        class_names: C names (``'class i'`` otherwise).
+        ray_alpha: Opacity of the rays.
+        fade: How far the image is faded towards white (0 keeps it, 1 gives a white canvas).
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 drawn copy.
+    """
+    labels = _as_numpy(labels).astype(np.int64).reshape(-1)
+    palette = get_palette(len(labels))
+    names = _label_texts(labels, class_names, None)
+    pos_colors = [palette[index] for index in _as_numpy(pos_instances).reshape(-1).tolist()]
+    faded = cv2.addWeighted(img, 1 - fade, np.full_like(img, 255), fade, 0)
+    canvas = draw_rays(faded, pos_points, pos_polygons, pos_colors, alpha=ray_alpha)
+    canvas = draw_gt_instances(
+        canvas,
+        contours,
+        np.arange(len(labels)),
+        centers=centers,
+        class_names=names,
+        palette=palette,
+    )
+    return draw_points(canvas, pos_points, pos_colors, radius=2)
