@@ -116,7 +116,21 @@ def _config_name(config: str | os.PathLike | Config) -> str:
     return f"'{os.fspath(config)}'"
 
 
-def _load_config(config: str | os.PathLike | Config, cfg_options: dict | None) -> Config:
+def load_config(config: str | os.PathLike | Config, cfg_options: dict | None = None) -> Config:
+    """Read a detector config and merge ``--cfg-options`` overrides into it.
+
+    Args:
+        config: config file or :class:`mmengine.config.Config` (copied, not modified).
+        cfg_options: overrides merged into the config, e.g. ``{'model.test_cfg.score_thr': 0.3}``.
+
+    Returns:
+        Config: the config with the overrides.
+
+    Raises:
+        FileNotFoundError: the config file does not exist.
+        TypeError: ``config`` is neither a path nor a Config.
+        KeyError: the config has no ``model``.
+    """
     if isinstance(config, (str, os.PathLike)):
         path = os.fspath(config)
         if not os.path.isfile(path):
@@ -307,7 +321,7 @@ def init_detector(
         ValueError: the checkpoint does not fit the config's model.
     """
     register_all_modules()
-    cfg = _load_config(config, cfg_options)
+    cfg = load_config(config, cfg_options)
     name = _config_name(config)
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None
@@ -324,13 +338,44 @@ def init_detector(
     return model
 
 
+def _test_pipeline_cfg(cfg: Config) -> list[dict] | None:
+    """Transforms of the test (else val) dataset, inside any dataset wrappers; None if absent."""
+    for loader in ('test_dataloader', 'val_dataloader'):
+        dataset = (cfg.get(loader) or {}).get('dataset') or {}
+        while 'dataset' in dataset:
+            dataset = dataset['dataset']
+        pipeline = dataset.get('pipeline')
+        if pipeline:
+            return list(pipeline)
+    return None
+
+
+def config_input_shape(cfg: Config) -> tuple[int, int] | None:
+    """(H, W) that the test pipeline's ``Resize`` produces, or None if it has no fixed scale.
+
+    ``Resize.scale`` is (w, h) as in mmcv; with ``keep_ratio=True`` the image fits inside that
+    box, so the result is an upper bound of the input size rather than the exact size.
+
+    Args:
+        cfg: a config with a ``test_dataloader`` (or ``val_dataloader``).
+
+    Returns:
+        tuple[int, int] | None: (H, W) in pixels.
+    """
+    for transform in _test_pipeline_cfg(cfg) or []:
+        scale = transform.get('scale')
+        if transform.get('type') == 'Resize' and scale is not None:
+            if isinstance(scale, int):
+                return scale, scale
+            width, height = scale
+            return int(height), int(width)
+    return None
+
+
 def _test_pipelines(cfg: Config) -> tuple[Compose, Compose]:
     """The config's test pipeline for image files and for arrays, without annotation loading."""
-    for loader in ('test_dataloader', 'val_dataloader'):
-        pipeline = ((cfg.get(loader) or {}).get('dataset') or {}).get('pipeline')
-        if pipeline:
-            break
-    else:
+    pipeline = _test_pipeline_cfg(cfg)
+    if pipeline is None:
         raise KeyError(
             f'config {_config_name(cfg)} has no test_dataloader.dataset.pipeline: add a test '
             "pipeline, e.g. [dict(type='LoadImageFromFile'), dict(type='Resize', ...), "

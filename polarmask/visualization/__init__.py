@@ -3,7 +3,9 @@ from .draw import (
     draw_det_instances,
     draw_gt_instances,
     draw_points,
+    draw_polar_targets,
     draw_polygons,
+    draw_rays,
     draw_texts,
     get_palette,
 )
@@ -17,7 +19,9 @@ __all__ = [
     'draw_det_instances',
     'draw_gt_instances',
     'draw_points',
+    'draw_polar_targets',
     'draw_polygons',
+    'draw_rays',
     'draw_texts',
     'get_palette',
 ]

@@ -12,7 +12,13 @@ import torch
 from mmengine.config import Config
 from pycocotools import mask as mask_utils
 
-from polarmask.apis import DetectionResult, inference_detector, init_detector
+from polarmask.apis import (
+    DetectionResult,
+    config_input_shape,
+    inference_detector,
+    init_detector,
+    load_config,
+)
 from polarmask.datasets.shapes import SHAPES_CLASSES
 from polarmask.structures.polar import polygon_to_mask, ray_directions
 from tests.test_apis.demo_model import (
@@ -215,3 +221,23 @@ def test_original_and_unreadable_checkpoints(tmp_path, checkpoint):
         init_detector(CONFIG, tmp_path / 'nope.pth')
     with pytest.raises(FileNotFoundError, match=r"config '.*nope\.py' does not exist"):
         init_detector(tmp_path / 'nope.py')
+
+
+def test_load_config_merges_options_and_input_shape_reads_the_test_resize():
+    cfg = load_config(CONFIG, {'model.bbox_head.num_rays': 18})
+    assert cfg.model.bbox_head.num_rays == 18 and cfg.filename.endswith('.py')
+    assert load_config(cfg).model.bbox_head.num_rays == 18
+    assert config_input_shape(cfg) == (256, 256)
+    resize = dict(type='Resize', scale=(640, 480), keep_ratio=True)
+    wrapped = Config(
+        dict(
+            test_dataloader=dict(dataset=dict(type='Wrapper', dataset=dict(pipeline=[resize]))),
+        )
+    )
+    assert config_input_shape(wrapped) == (480, 640)
+    wrapped.test_dataloader.dataset.dataset.pipeline = [dict(type='Resize', scale=300)]
+    assert config_input_shape(wrapped) == (300, 300)
+    wrapped.test_dataloader.dataset.dataset.pipeline = [dict(type='LoadImageFromFile')]
+    assert config_input_shape(wrapped) is None
+    with pytest.raises(KeyError, match='has no model'):
+        load_config(wrapped)

@@ -9,6 +9,7 @@ import onnx
 import pytest
 import torch
 
+from polarmask.apis import init_detector
 from polarmask.deployment import (
     OUTPUT_NAMES,
     compare_outputs,
@@ -18,7 +19,6 @@ from polarmask.deployment import (
 )
 from polarmask.structures import DetDataSample
 from polarmask.structures.polar import featmap_sizes_for
-from polarmask.utils.model_loading import build_model, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = str(ROOT / 'configs/polarmask/demo/polar_shapes_r18.py')
@@ -34,7 +34,7 @@ spec.loader.exec_module(pytorch2onnx)
 def demo_model() -> torch.nn.Module:
     """The demo network with seeded random weights and non-trivial scores and rays."""
     torch.manual_seed(0)
-    model = build_model(load_config(DEMO))
+    model = init_detector(DEMO)
     model.init_weights()
     head = model.bbox_head
     with torch.no_grad():
@@ -137,15 +137,26 @@ def test_command_line_static_export_with_verify(tmp_path, capsys):
     assert json.loads(props['polarmask'])['classes'] == list('abcdef')
 
 
-def test_checkpoint_of_another_model_is_one_clear_error(tmp_path, capsys):
-    checkpoint = tmp_path / 'seven_classes.pth'
+@pytest.mark.parametrize(
+    ('name', 'expected'),
+    [
+        ('seven_classes.pth', ['trained for 7 classes', 'model.bbox_head.num_classes=7']),
+        ('original.pth', ['original PolarMask code', 'polarmask_original_to_ours.py']),
+    ],
+)
+def test_checkpoint_of_another_model_is_init_detectors_error(tmp_path, capsys, name, expected):
+    checkpoint = tmp_path / name
     state_dict = demo_model().state_dict()
-    state_dict['bbox_head.polar_cls.weight'] = torch.zeros(7, 64, 3, 3)
-    state_dict['bbox_head.polar_cls.bias'] = torch.zeros(7)
+    if name == 'seven_classes.pth':
+        state_dict['bbox_head.polar_cls.weight'] = torch.zeros(7, 64, 3, 3)
+        state_dict['bbox_head.polar_cls.bias'] = torch.zeros(7)
+    else:
+        state_dict['bbox_head.fcos_cls.weight'] = state_dict.pop('bbox_head.polar_cls.weight')
     torch.save(dict(state_dict=state_dict), checkpoint)
     with pytest.raises(SystemExit) as exit_info:
         pytorch2onnx.main([DEMO, str(checkpoint), '--out', str(tmp_path / 'x.onnx')])
     assert exit_info.value.code == 1
     error = capsys.readouterr().err
-    assert 'seven_classes.pth' in error and 'does not fit the model' in error
-    assert 'polar_cls.weight' in error and not (tmp_path / 'x.onnx').exists()
+    assert f'ValueError: checkpoint {str(checkpoint)!r}' in error
+    assert all(part in error for part in expected), error
+    assert not (tmp_path / 'x.onnx').exists()

@@ -15,7 +15,7 @@ from polarmask.datasets.shapes import make_shapes_dataset
 from polarmask.registry import DATASETS, MODELS
 from polarmask.structures.polar import ray_directions
 from polarmask.utils import register_all_modules
-from polarmask.visualization.draw import draw_polar_targets, draw_rays
+from polarmask.visualization import draw_polar_targets, draw_rays
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = 'configs/polarmask/demo/polar_shapes_r18.py'

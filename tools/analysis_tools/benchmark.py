@@ -27,9 +27,9 @@ import torch
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
+from polarmask.apis import init_detector, load_config
 from polarmask.engine.cli import report_errors
 from polarmask.utils import register_all_modules
-from polarmask.utils.model_loading import build_model, load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> list[float]:
         from mmengine.model import revert_sync_batchnorm
 
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
-        model = revert_sync_batchnorm(build_model(cfg, args.checkpoint, device=device))
+        model = revert_sync_batchnorm(init_detector(cfg, args.checkpoint, device=device))
         if args.fuse_conv_bn:
             model = fuse_conv_bn(model)
         print(f'inference on {device}, {torch.get_num_threads()} CPU threads', flush=True)

@@ -30,7 +30,7 @@ from polarmask.registry import DATASETS, MODELS
 from polarmask.structures import DetDataSample
 from polarmask.structures.polar import featmap_sizes_for, rays_to_polygons
 from polarmask.utils import register_all_modules
-from polarmask.visualization.draw import draw_polar_targets
+from polarmask.visualization import draw_polar_targets
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

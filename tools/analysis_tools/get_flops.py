@@ -20,8 +20,8 @@ import torch
 from mmengine.analysis import get_model_complexity_info
 from mmengine.config import DictAction
 
+from polarmask.apis import config_input_shape, init_detector, load_config
 from polarmask.engine.cli import report_errors
-from polarmask.utils.model_loading import build_model, config_input_shape, load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,7 +59,7 @@ def count(args: argparse.Namespace) -> dict:
     """Build the model and count; returns mmengine's complexity dict plus ``input_shape``."""
     cfg = load_config(args.config, args.cfg_options)
     shape, padded = padded_shape(args, cfg)
-    model = build_model(cfg, device='cpu')
+    model = init_detector(cfg, device='cpu')
     with torch.no_grad():
         info = get_model_complexity_info(model, input_shape=(3, *padded), show_arch=False)
     info['input_shape'] = shape

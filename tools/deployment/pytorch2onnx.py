@@ -31,9 +31,9 @@ import cv2
 import torch
 from mmengine.config import DictAction
 
+from polarmask.apis import config_input_shape, init_detector, load_config
 from polarmask.deployment import compare_outputs, export_onnx, run_onnxruntime
 from polarmask.engine.cli import report_errors
-from polarmask.utils.model_loading import build_model, config_input_shape, load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -111,7 +111,7 @@ def export_and_verify(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.cfg_options)
     shape = input_shape(args, cfg)
     batches = verification_inputs(args, shape) if args.verify else []
-    model = build_model(cfg, args.checkpoint, device='cpu')
+    model = init_detector(cfg, args.checkpoint, device='cpu')
     folder = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(folder, exist_ok=True)
     wrapper = export_onnx(
