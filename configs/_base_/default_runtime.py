@@ -13,7 +13,7 @@ default_hooks = dict(
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'),
+    dist_cfg=dict(backend='nccl', timeout=1800),
 )
 
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)

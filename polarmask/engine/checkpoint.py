@@ -126,7 +126,7 @@ class AtomicLocalBackend(LocalBackend):
 def register_checkpoint_io() -> None:
     """Install the local loader scheme and the atomic local backend (idempotent)."""
     CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
-    register_backend('local', AtomicLocalBackend, force=True)
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 
 register_checkpoint_io()

@@ -5,21 +5,34 @@ mmengine 0.10.7's launchers call ``torch.cuda.set_device`` unconditionally and i
 :class:`PolarRunner` initialises torch.distributed with the ``gloo`` backend through mmengine's own
 launchers (pytorch, slurm, mpi) and wraps the model in DDP without device ids. With CUDA present,
 everything is mmengine's unchanged behaviour.
+
+On every machine, configs asking for mmengine's ``CheckpointHook`` and ``EpochBasedTrainLoop`` get
+their crash-safe, exactly resuming subclasses :class:`SafeCheckpointHook` and
+:class:`ResumableEpochBasedTrainLoop` (same arguments).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import os
 from collections.abc import Iterator
 
 import torch
+from mmengine.hooks import CheckpointHook
 from mmengine.model import MMDistributedDataParallel
-from mmengine.runner import Runner
+from mmengine.runner import EpochBasedTrainLoop, Runner
 
+from polarmask.engine.loops import ResumableEpochBasedTrainLoop
+from polarmask.engine.safe_checkpoint_hook import SafeCheckpointHook
 from polarmask.registry import MODEL_WRAPPERS, RUNNERS
 
 _ALWAYS_ON_HOOKS = (dict(type='PlainCheckpointHook'), dict(type='LatestCheckpointHook'))
+
+
+def _is_type(cfg_type: object, cls: type) -> bool:
+    """Whether a config's ``type`` names exactly ``cls`` (by name, scoped name or class)."""
+    return cfg_type is cls or cfg_type in (cls.__name__, f'mmengine.{cls.__name__}')
 
 
 @contextlib.contextmanager
@@ -36,6 +49,21 @@ def _tolerate_cuda_set_device() -> Iterator[None]:
         torch.cuda.set_device = original
 
 
+def _limit_cpu_threads() -> None:
+    """Give each CPU process of a distributed run its share of threads, not every core.
+
+    torchrun exports ``OMP_NUM_THREADS=1`` before starting its processes; ``srun`` does not, and
+    mmengine exports it only after torch has sized its thread pool, so every task would use all
+    cores and the tasks would slow each other down many times over. Uses ``OMP_NUM_THREADS``,
+    else the CPUs Slurm gave the task (``--cpus-per-task``), else 1, as torchrun does, and exports
+    the choice (also as ``MKL_NUM_THREADS`` unless set) before mmengine exports its default of 1.
+    """
+    threads = os.environ.get('OMP_NUM_THREADS') or os.environ.get('SLURM_CPUS_PER_TASK') or '1'
+    os.environ['OMP_NUM_THREADS'] = threads
+    os.environ.setdefault('MKL_NUM_THREADS', threads)
+    torch.set_num_threads(int(threads))
+
+
 @RUNNERS.register_module()
 class PolarRunner(Runner):
     """Runner with CPU/gloo distributed support and polarmask's checkpoint hooks."""
@@ -46,6 +74,7 @@ class PolarRunner(Runner):
             dist_cfg = dict(env_cfg.get('dist_cfg', {}))
             dist_cfg['backend'] = 'gloo'
             env_cfg['dist_cfg'] = dist_cfg
+            _limit_cpu_threads()
         with _tolerate_cuda_set_device():
             super().setup_env(env_cfg)
 
@@ -63,7 +92,21 @@ class PolarRunner(Runner):
         )
         return MODEL_WRAPPERS.build(wrapper_cfg, default_args=dict(module=model))
 
+    def build_train_loop(self, loop):
+        if isinstance(loop, dict):
+            loop = copy.deepcopy(dict(loop))
+            if 'type' not in loop and loop.get('by_epoch') is True:
+                loop.pop('by_epoch')
+                loop['type'] = EpochBasedTrainLoop
+            if _is_type(loop.get('type'), EpochBasedTrainLoop):
+                loop['type'] = ResumableEpochBasedTrainLoop
+        return super().build_train_loop(loop)
+
     def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        default_hooks = dict(default_hooks or {})
+        checkpoint = default_hooks.get('checkpoint', dict(type='CheckpointHook', interval=1))
+        if isinstance(checkpoint, dict) and _is_type(checkpoint.get('type'), CheckpointHook):
+            default_hooks['checkpoint'] = dict(checkpoint, type=SafeCheckpointHook)
         custom_hooks = list(custom_hooks or [])
         present = {
             hook.get('type') if isinstance(hook, dict) else type(hook).__name__
