@@ -12,12 +12,13 @@ import math
 from pathlib import Path
 
 import torch
+from mmengine.config import Config
 
 from polarmask.apis import init_detector
 from polarmask.datasets.shapes import SHAPES_CLASSES
 
 CONFIG = 'configs/polarmask/demo/polar_shapes_r18.py'
-INPUT_SIZE = (256, 256)  # (W, H) of the demo config's test Resize
+INPUT_SIZE = tuple(Config.fromfile(CONFIG).test_dataloader.dataset.pipeline[1].scale)  # (W, H)
 CLS_LOGIT = 2.0
 RAY_LENGTH = 20.0
 BOX_SIDE = 16.0

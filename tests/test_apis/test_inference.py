@@ -227,7 +227,8 @@ def test_load_config_merges_options_and_input_shape_reads_the_test_resize():
     cfg = load_config(CONFIG, {'model.bbox_head.num_rays': 18})
     assert cfg.model.bbox_head.num_rays == 18 and cfg.filename.endswith('.py')
     assert load_config(cfg).model.bbox_head.num_rays == 18
-    assert config_input_shape(cfg) == (256, 256)
+    width, height = cfg.test_dataloader.dataset.pipeline[1].scale
+    assert config_input_shape(cfg) == (height, width)
     resize = dict(type='Resize', scale=(640, 480), keep_ratio=True)
     wrapped = Config(
         dict(
