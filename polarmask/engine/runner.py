@@ -27,8 +27,6 @@ from polarmask.engine.loops import ResumableEpochBasedTrainLoop
 from polarmask.engine.safe_checkpoint_hook import SafeCheckpointHook
 from polarmask.registry import MODEL_WRAPPERS, RUNNERS
 
-_ALWAYS_ON_HOOKS = (dict(type='PlainCheckpointHook'), dict(type='LatestCheckpointHook'))
-
 
 def _is_type(cfg_type: object, cls: type) -> bool:
     """Whether a config's ``type`` names exactly ``cls`` (by name, scoped name or class)."""
@@ -106,11 +104,17 @@ class PolarRunner(Runner):
         default_hooks = dict(default_hooks or {})
         checkpoint = default_hooks.get('checkpoint', dict(type='CheckpointHook', interval=1))
         if isinstance(checkpoint, dict) and _is_type(checkpoint.get('type'), CheckpointHook):
-            default_hooks['checkpoint'] = dict(checkpoint, type=SafeCheckpointHook)
+            checkpoint = default_hooks['checkpoint'] = dict(checkpoint, type=SafeCheckpointHook)
+        points_latest = isinstance(checkpoint, SafeCheckpointHook) or (
+            isinstance(checkpoint, dict) and _is_type(checkpoint.get('type'), SafeCheckpointHook)
+        )
+        always_on = ['PlainCheckpointHook']
+        if not points_latest:
+            always_on.append('LatestCheckpointHook')
         custom_hooks = list(custom_hooks or [])
         present = {
             hook.get('type') if isinstance(hook, dict) else type(hook).__name__
             for hook in custom_hooks
         }
-        custom_hooks += [dict(hook) for hook in _ALWAYS_ON_HOOKS if hook['type'] not in present]
+        custom_hooks += [dict(type=name) for name in always_on if name not in present]
         super().register_hooks(default_hooks, custom_hooks)

@@ -25,22 +25,11 @@ from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
 from polarmask.engine.checkpoint import AtomicLocalBackend
+from polarmask.engine.hooks.checkpoint_hooks import point_latest
 from polarmask.engine.loops import ResumableEpochBasedTrainLoop, get_rng_state
 from polarmask.registry import HOOKS
 
 _TEMPORARY = re.compile(r'^\..+\.tmp-\d+$')
-
-
-def point_latest(work_dir: str, target: str) -> None:
-    """Atomically make ``<work_dir>/latest.pth`` a relative symlink to ``target``."""
-    latest = os.path.join(work_dir, 'latest.pth')
-    if os.path.realpath(latest) == os.path.realpath(target):
-        return
-    temporary = os.path.join(work_dir, f'.latest.pth.tmp-{os.getpid()}')
-    if os.path.lexists(temporary):
-        os.remove(temporary)
-    os.symlink(os.path.relpath(target, work_dir), temporary)
-    os.replace(temporary, latest)
 
 
 @HOOKS.register_module()

@@ -11,6 +11,18 @@ from polarmask.engine.checkpoint import make_checkpoint_plain, restore_checkpoin
 from polarmask.registry import HOOKS
 
 
+def point_latest(work_dir: str, target: str) -> None:
+    """Atomically make ``<work_dir>/latest.pth`` a relative symlink to ``target``."""
+    latest = os.path.join(work_dir, 'latest.pth')
+    if os.path.realpath(latest) == os.path.realpath(target):
+        return
+    temporary = os.path.join(work_dir, f'.latest.pth.tmp-{os.getpid()}')
+    if os.path.lexists(temporary):
+        os.remove(temporary)
+    os.symlink(os.path.relpath(target, work_dir), temporary)
+    os.replace(temporary, latest)
+
+
 @HOOKS.register_module()
 class PlainCheckpointHook(Hook):
     """Store the runner's meta as plain types on save and rebuild it on load."""
@@ -30,7 +42,8 @@ class LatestCheckpointHook(Hook):
 
     The original's commands (``tools/dist_test.sh ... work_dirs/.../latest.pth``) rely on it;
     mmengine itself records the last checkpoint in ``<work_dir>/last_checkpoint``. Runs after
-    mmengine's ``CheckpointHook`` and swaps the link atomically.
+    a checkpoint hook of another type than ``SafeCheckpointHook`` (which points ``latest.pth``
+    itself when it saves); ``PolarRunner`` registers it only then.
     """
 
     priority = 'LOWEST'
@@ -43,16 +56,8 @@ class LatestCheckpointHook(Hook):
             return
         with open(pointer) as file:
             target = file.read().strip()
-        if not target or not os.path.isfile(target):
-            return
-        latest = os.path.join(runner.work_dir, 'latest.pth')
-        if os.path.realpath(latest) == os.path.realpath(target):
-            return
-        temporary = f'{latest}.tmp-{os.getpid()}'
-        if os.path.lexists(temporary):
-            os.remove(temporary)
-        os.symlink(os.path.relpath(target, runner.work_dir), temporary)
-        os.replace(temporary, latest)
+        if target and os.path.isfile(target):
+            point_latest(runner.work_dir, target)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         self._update(runner)
