@@ -1,7 +1,10 @@
-"""Generate the synthetic shapes dataset of the demo config.
+"""Generate the synthetic shapes dataset (the demo config's data, or a variant of it).
 
 ``python tools/misc/make_shapes_dataset.py --out data/shapes [--num-train 1000] [--num-val 100]
-[--seed 0] [--force]``
+[--seed 0] [--image-size H W | --side-range MIN MAX] [--force]``
+
+The demo config (``configs/polarmask/demo/polar_shapes_r18.py``) generates its data with
+``--image-size 160 160``; without ``--image-size`` each image side is drawn from ``--side-range``.
 
 Writes ``OUT/{train,val}/*.jpg`` and ``OUT/annotations/instances_{train,val}.json`` (COCO format)
 with :func:`polarmask.datasets.shapes.make_shapes_dataset`, then prints the images, instances per

