@@ -195,12 +195,7 @@ def _summary(root: Path, generated: bool, requested: dict[str, Any]) -> dict[str
         summary['img_dirs'][split] = str(root / split)
         summary['num_images'][split] = len(coco['images'])
         summary['num_instances'][split] = len(coco['annotations'])
-        stored = coco.get('info', {}).get('generator') or {}
-        differences = [
-            f'{key}={stored.get(key)!r} (asked for {value!r})'
-            for key, value in requested.items()
-            if stored.get(key) != value
-        ]
+        differences = generator_differences(coco, requested)
         if not generated and split == 'train' and differences:
             print_log(
                 f"kept the shapes dataset in '{root}', made with {', '.join(differences)}: "
@@ -209,6 +204,22 @@ def _summary(root: Path, generated: bool, requested: dict[str, Any]) -> dict[str
                 level=logging.WARNING,
             )
     return summary
+
+
+def generator_differences(coco: dict[str, Any], requested: dict[str, Any]) -> list[str]:
+    """``'key=stored (asked for value)'`` for each requested generator setting that differs.
+
+    Args:
+        coco: a loaded annotation file of this generator (settings in ``info.generator``).
+        requested: settings of :func:`make_shapes_dataset`; tuples compare equal to stored lists.
+    """
+    stored = coco.get('info', {}).get('generator') or {}
+    differences = []
+    for key, value in requested.items():
+        value = list(value) if isinstance(value, tuple) else value
+        if stored.get(key) != value:
+            differences.append(f'{key}={stored.get(key)!r} (asked for {value!r})')
+    return differences
 
 
 def _write_split(
@@ -581,6 +592,7 @@ class ShapesDataset(CocoInsSegDataset):
 
     def _generate_if_missing(self) -> None:
         if os.path.isfile(self.ann_file):
+            self._warn_if_generated_differently()
             return
         if not self.data_root:
             raise ValueError(
@@ -599,6 +611,21 @@ class ShapesDataset(CocoInsSegDataset):
                 f"ShapesDataset: '{self.ann_file}' is still missing after generating into "
                 f"'{self.data_root}', which writes annotations/instances_{{train,val}}.json: "
                 'point ann_file at one of them'
+            )
+
+    def _warn_if_generated_differently(self) -> None:
+        """Warn when the existing data was generated with other ``generator_cfg`` settings."""
+        if not self.generator_cfg:
+            return
+        with open(self.ann_file, encoding='utf-8') as f:
+            differences = generator_differences(json.load(f), self.generator_cfg)
+        if differences:
+            print_log(
+                f"ShapesDataset: '{self.ann_file}' was generated with {', '.join(differences)}: "
+                f"delete '{self.data_root}' to regenerate it with this config's settings, or "
+                'set generator_cfg to match it',
+                logger='current',
+                level=logging.WARNING,
             )
 
     def _generate(self) -> None:

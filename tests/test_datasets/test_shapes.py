@@ -294,6 +294,21 @@ def test_shapes_dataset_generates_on_first_use(tmp_path: Path) -> None:
     assert (root / 'annotations' / 'instances_val.json').stat().st_ino == inode
 
 
+def test_shapes_dataset_warns_about_data_made_with_other_settings(
+    tmp_path: Path, monkeypatch
+) -> None:
+    root = tmp_path / 'shapes'
+    make_shapes_dataset(root, num_train=2, num_val=1, image_size=(48, 64))
+    messages = []
+    monkeypatch.setattr(shapes, 'print_log', lambda msg, **kwargs: messages.append(msg))
+    DATASETS.build(dataset_cfg(root, 'train', generator_cfg=dict(image_size=(48, 64))))
+    assert messages == []
+    DATASETS.build(dataset_cfg(root, 'train', generator_cfg=dict(image_size=(160, 160))))
+    assert len(messages) == 1
+    assert 'image_size=[48, 64] (asked for [160, 160])' in messages[0]
+    assert f"delete '{root}" in messages[0]
+
+
 def test_shapes_dataset_without_generation(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         DATASETS.build(dataset_cfg(tmp_path / 'missing', 'train', generate_if_missing=False))
