@@ -592,7 +592,6 @@ class ShapesDataset(CocoInsSegDataset):
 
     def _generate_if_missing(self) -> None:
         if os.path.isfile(self.ann_file):
-            self._warn_if_generated_differently()
             return
         if not self.data_root:
             raise ValueError(
@@ -613,12 +612,10 @@ class ShapesDataset(CocoInsSegDataset):
                 'point ann_file at one of them'
             )
 
-    def _warn_if_generated_differently(self) -> None:
-        """Warn when the existing data was generated with other ``generator_cfg`` settings."""
-        if not self.generator_cfg:
-            return
-        with open(self.ann_file, encoding='utf-8') as f:
-            differences = generator_differences(json.load(f), self.generator_cfg)
+    def _load_json(self) -> dict:
+        """The annotation json, with a warning when it was generated with other settings."""
+        raw = super()._load_json()
+        differences = generator_differences(raw, self.generator_cfg)
         if differences:
             print_log(
                 f"ShapesDataset: '{self.ann_file}' was generated with {', '.join(differences)}: "
@@ -627,6 +624,7 @@ class ShapesDataset(CocoInsSegDataset):
                 logger='current',
                 level=logging.WARNING,
             )
+        return raw
 
     def _generate(self) -> None:
         print_log(
