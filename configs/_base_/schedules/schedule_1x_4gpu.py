@@ -20,6 +20,8 @@ param_scheduler = [
 
 optim_wrapper = dict(
     type='OptimWrapper',
+    # One optimizer group per distinct lr / decay instead of one per parameter (same update).
+    constructor='GroupedOptimWrapperConstructor',
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, weight_decay=0.0001),
     paramwise_cfg=dict(bias_lr_mult=2.0, bias_decay_mult=0.0),
     clip_grad=dict(max_norm=35, norm_type=2),
