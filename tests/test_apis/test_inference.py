@@ -191,7 +191,7 @@ def test_checkpoint_for_another_head_names_the_fix(tmp_path, options, what, fix)
 def test_config_checkpoint_mismatch_lists_the_weights(tmp_path, checkpoint):
     state_dict = torch.load(checkpoint, weights_only=True)['state_dict']
     state_dict['neck.fpn_convs.0.conv.weight'] = torch.zeros(32, 64, 3, 3)
-    del state_dict['backbone.layer4.1.conv2.weight']
+    del state_dict['backbone.layer3.1.conv2.weight']
     state_dict['backbone.layer5.0.conv1.weight'] = torch.zeros(1)
     path = tmp_path / 'r34.pth'
     torch.save({'state_dict': state_dict}, path)
@@ -201,7 +201,7 @@ def test_config_checkpoint_mismatch_lists_the_weights(tmp_path, checkpoint):
     for part in (
         "'" + str(path) + "' does not fit the model of config",
         'neck.fpn_convs.0.conv.weight (32, 64, 3, 3) (model: (64, 64, 3, 3))',
-        'missing from the checkpoint (e.g. backbone.layer4.1.conv2.weight)',
+        'missing from the checkpoint (e.g. backbone.layer3.1.conv2.weight)',
         'the model does not have (e.g. backbone.layer5.0.conv1.weight)',
         'Use the config the checkpoint was trained with',
     ):

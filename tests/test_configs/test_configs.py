@@ -37,12 +37,9 @@ def test_config_builds_model(path):
         with torch.no_grad():
             outputs = model(torch.rand(1, 3, 64, 96), mode='tensor')
         cls_scores = outputs[0]
+        # One map per head stride, of the padded input's size divided by the stride (rounded up).
         assert [tuple(s.shape[-2:]) for s in cls_scores] == [
-            (8, 12),
-            (4, 6),
-            (2, 3),
-            (1, 2),
-            (1, 1),
+            (-(-64 // stride), -(-96 // stride)) for stride in head.strides
         ]
 
 

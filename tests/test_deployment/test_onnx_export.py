@@ -8,6 +8,7 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
+from mmengine.config import Config
 
 from polarmask.apis import init_detector
 from polarmask.deployment import (
@@ -22,7 +23,7 @@ from polarmask.structures.polar import featmap_sizes_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = str(ROOT / 'configs/polarmask/demo/polar_shapes_r18.py')
-STRIDES = (8, 16, 32, 64, 128)
+STRIDES = tuple(Config.fromfile(DEMO).model.bbox_head.strides)
 
 spec = importlib.util.spec_from_file_location(
     'pytorch2onnx', ROOT / 'tools' / 'deployment' / 'pytorch2onnx.py'

@@ -1,8 +1,8 @@
-# The embedded demo: PolarMask with a quarter-width ResNet-18 FPN (base_channels 16) trained from
-# scratch on the synthetic shapes dataset that the project generates itself
-# (tools/misc/make_shapes_dataset.py --image-size 160 160; generated into data/shapes/ the first
-# time this config runs) at its native 160x160. Sized for a 2-core CPU laptop: about ten minutes
-# (9 min 17 s to 10 min 42 s measured, README).
+# The embedded demo: PolarMask with a quarter-width ResNet-18 (base_channels 16, first three
+# stages) and a two-level FPN, trained from scratch on the synthetic shapes dataset that the
+# project generates itself (tools/misc/make_shapes_dataset.py --image-size 160 160; generated into
+# data/shapes/ the first time this config runs) at its native 160x160. Sized for a 2-core CPU
+# laptop: 15 epochs in under ten minutes (measured figures in the README).
 # Measured on 2 cores: a quarter-width backbone reaches the same AP per epoch as a
 # half-width one in 30-40% less time, and a 64-channel head beats a 32-channel one with more epochs.
 _base_ = [
@@ -12,7 +12,7 @@ _base_ = [
 
 data_root = 'data/shapes/'
 img_scale = (160, 160)
-max_epochs = 12
+max_epochs = 15
 # Fixed-size images, drawn at the training size: no warp, no resampling of small shapes.
 generator_cfg = dict(image_size=img_scale[::-1])  # (H, W) from (W, H)
 
@@ -23,21 +23,28 @@ model = dict(
         bgr_to_rgb=True,
         pad_size_divisor=32,
     ),
+    # Two pyramid levels: every demo object is at most ~80 px, so max(l, t, r, b) of its positive
+    # points stays under 128 and the original's P5-P7 (ranges 128-INF) never get a positive;
+    # dropping them and the backbone stage that only fed them makes a step ~25% faster.
     backbone=dict(
         depth=18,
         base_channels=16,
+        num_stages=3,
+        out_indices=(0, 1, 2),
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
         style='pytorch',
         init_cfg=None,
     ),
-    neck=dict(in_channels=[16, 32, 64, 128], out_channels=64),
+    neck=dict(in_channels=[16, 32, 64], out_channels=64, num_outs=2, add_extra_convs=False),
     bbox_head=dict(
         num_classes=6,
         in_channels=64,
         feat_channels=64,
         stacked_convs=2,
+        strides=[8, 16],
+        regress_ranges=((-1, 64), (64, 1e8)),
         norm_cfg=dict(type='GN', num_groups=16, requires_grad=True),
     ),
     test_cfg=dict(nms_pre=300, max_per_img=30),
