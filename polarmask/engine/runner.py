@@ -90,6 +90,32 @@ class PolarRunner(Runner):
         )
         return MODEL_WRAPPERS.build(wrapper_cfg, default_args=dict(module=model))
 
+    def resume(
+        self,
+        filename: str,
+        resume_optimizer: bool = True,
+        resume_param_scheduler: bool = True,
+        map_location: str = 'default',
+    ) -> None:
+        """mmengine's resume, with a fix named when the optimizer groups do not match."""
+        try:
+            super().resume(filename, resume_optimizer, resume_param_scheduler, map_location)
+        except ValueError as error:
+            if 'different number of parameter groups' not in str(error):
+                raise
+            optimizer = getattr(self.optim_wrapper, 'optimizer', None)
+            groups = len(optimizer.param_groups) if optimizer is not None else 'its'
+            raise ValueError(
+                f"'{filename}': the checkpoint's optimizer state has another number of parameter "
+                f'groups than the optimizer of this config ({groups}): it was written with '
+                'another optim_wrapper.constructor or paramwise_cfg (checkpoints from before '
+                'GroupedOptimWrapperConstructor have one group per parameter). Resume with the '
+                'settings it was trained with (e.g. --cfg-options '
+                'optim_wrapper.constructor=DefaultOptimWrapperConstructor), or start from its '
+                'weights without the optimizer state: --cfg-options load_from=<checkpoint> and '
+                'no --resume'
+            ) from error
+
     def build_train_loop(self, loop):
         if isinstance(loop, dict):
             loop = copy.deepcopy(dict(loop))

@@ -100,6 +100,37 @@ def test_resume_continues_from_last_checkpoint(trained):
     assert not torch.equal(before[name], after['state_dict'][name])
 
 
+def test_resume_with_other_optimizer_groups_names_the_fix(trained):
+    _, work_dir, options = trained
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    checkpoint = work_dir / 'epoch_1.pth'
+    result = subprocess.run(
+        [
+            sys.executable,
+            'tools/train.py',
+            DEMO,
+            '--work-dir',
+            str(work_dir / 'other_groups'),
+            '--resume',
+            str(checkpoint),
+            '--cfg-options',
+            *options,
+            'optim_wrapper.constructor=DefaultOptimWrapperConstructor',
+            'train_cfg.max_epochs=2',
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-2]
+    assert f"'{checkpoint}'" in error and 'parameter groups' in error
+    assert 'optim_wrapper.constructor=DefaultOptimWrapperConstructor' in error
+    assert not (work_dir / 'other_groups' / 'epoch_2.pth').exists()
+
+
 def test_test_writes_results_and_evaluates(trained):
     _, work_dir, options = trained
     out = work_dir / 'res.pkl'
