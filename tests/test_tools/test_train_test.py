@@ -34,12 +34,13 @@ def _data_options(data_root: Path) -> list[str]:
     ]
 
 
-def _run(args: list[str]) -> subprocess.CompletedProcess:
+def _run(args: list[str], returncode: int = 0, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python *args`` from the repository root; assert its exit status."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == returncode, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
 
@@ -102,11 +103,9 @@ def test_resume_continues_from_last_checkpoint(trained):
 
 def test_resume_with_other_optimizer_groups_names_the_fix(trained):
     _, work_dir, options = trained
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     checkpoint = work_dir / 'epoch_1.pth'
-    result = subprocess.run(
+    result = _run(
         [
-            sys.executable,
             'tools/train.py',
             DEMO,
             '--work-dir',
@@ -118,13 +117,9 @@ def test_resume_with_other_optimizer_groups_names_the_fix(trained):
             'optim_wrapper.constructor=DefaultOptimWrapperConstructor',
             'train_cfg.max_epochs=2',
         ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+        returncode=1,
         timeout=300,
     )
-    assert result.returncode == 1
     error = result.stderr.strip().splitlines()[-2]
     assert f"'{checkpoint}'" in error and 'parameter groups' in error
     assert 'optim_wrapper.constructor=DefaultOptimWrapperConstructor' in error
@@ -158,10 +153,8 @@ def test_test_writes_results_and_evaluates(trained):
 
 def test_bad_config_value_is_one_clear_line(trained):
     _, work_dir, options = trained
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    result = subprocess.run(
+    result = _run(
         [
-            sys.executable,
             'tools/train.py',
             DEMO,
             '--work-dir',
@@ -170,24 +163,18 @@ def test_bad_config_value_is_one_clear_line(trained):
             *options,
             'model.bbox_head.type=PolarMaskHeed',
         ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+        returncode=1,
         timeout=300,
     )
-    assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert lines[-2].startswith(f'error: {DEMO}:') and 'PolarMaskHeed' in lines[-2]
     assert lines[-1].startswith('(full traceback: ')
 
 
 def test_missing_data_root_is_one_clear_line(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     config = 'configs/polarmask/4gpu/polar_768_1x_r50.py'
-    result = subprocess.run(
+    result = _run(
         [
-            sys.executable,
             'tools/train.py',
             config,
             '--work-dir',
@@ -198,11 +185,7 @@ def test_missing_data_root_is_one_clear_line(tmp_path):
             'train_dataloader.num_workers=0',
             'train_dataloader.persistent_workers=False',
         ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+        returncode=1,
         timeout=300,
     )
-    assert result.returncode == 1
     assert 'nowhere' in result.stderr.strip().splitlines()[-2]
