@@ -104,10 +104,10 @@ class PolarRunner(Runner):
             if 'different number of parameter groups' not in str(error):
                 raise
             optimizer = getattr(self.optim_wrapper, 'optimizer', None)
-            groups = len(optimizer.param_groups) if optimizer is not None else 'its'
+            groups = f' ({len(optimizer.param_groups)})' if optimizer is not None else ''
             raise ValueError(
                 f"'{filename}': the checkpoint's optimizer state has another number of parameter "
-                f'groups than the optimizer of this config ({groups}): it was written with '
+                f'groups than the optimizer of this config{groups}: it was written with '
                 'another optim_wrapper.constructor or paramwise_cfg (checkpoints from before '
                 'GroupedOptimWrapperConstructor have one group per parameter). Resume with the '
                 'settings it was trained with (e.g. --cfg-options '
