@@ -58,7 +58,9 @@ def test_seed_schedules(path, lr, warmup, milestones, epochs, images_per_gpu):
     optimizer = cfg.optim_wrapper.optimizer
     assert (optimizer.type, optimizer.momentum, optimizer.weight_decay) == ('SGD', 0.9, 1e-4)
     assert optimizer.lr == pytest.approx(lr)
-    assert cfg.optim_wrapper.paramwise_cfg == dict(bias_lr_mult=2.0, bias_decay_mult=0.0)
+    assert cfg.optim_wrapper.paramwise_cfg == dict(
+        bias_lr_mult=2.0, bias_decay_mult=0.0, norm_decay_mult=1.0
+    )
     assert cfg.optim_wrapper.clip_grad == dict(max_norm=35, norm_type=2)
     warmup_cfg, steps_cfg = cfg.param_scheduler
     assert warmup_cfg.type == 'LinearLR' and warmup_cfg.by_epoch is False

@@ -23,7 +23,10 @@ optim_wrapper = dict(
     # One optimizer group per distinct lr / decay instead of one per parameter (same update).
     constructor='GroupedOptimWrapperConstructor',
     optimizer=dict(type='SGD', lr=base_lr, momentum=0.9, weight_decay=0.0001),
-    paramwise_cfg=dict(bias_lr_mult=2.0, bias_decay_mult=0.0),
+    # The original's paramwise_options: biases get 2x lr and no decay, except those of norm
+    # layers, which keep the base lr and decay like the norm weights (norm_decay_mult=1.0; mmengine
+    # would otherwise apply bias_decay_mult to them).
+    paramwise_cfg=dict(bias_lr_mult=2.0, bias_decay_mult=0.0, norm_decay_mult=1.0),
     clip_grad=dict(max_norm=35, norm_type=2),
 )
 
