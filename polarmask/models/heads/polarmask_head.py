@@ -88,7 +88,8 @@ class PolarMaskHead(BaseModule):
         loss_mask: ray loss (polar IoU).
         train_cfg: training options (none are read at present; kept for the detector API).
         test_cfg: ``nms_pre``, ``score_thr``, ``nms=dict(type='nms', iou_threshold, offset)``,
-            ``max_per_img``, ``mask_nms`` (NMS on polygon boxes instead of the box branch).
+            ``max_per_img``, ``mask_nms`` (the polygons' tight boxes replace the box branch's,
+            for NMS and in the results, as in the original).
         init_cfg: normal(0.01) convs, ``polar_cls`` bias for a 0.01 prior.
     """
 
@@ -424,7 +425,8 @@ class PolarMaskHead(BaseModule):
             img_meta: the image's metainfo.
 
         Returns:
-            InstanceData: ``bboxes``, ``scores``, ``labels``, ``polygons`` of the kept detections.
+            InstanceData: ``bboxes``, ``scores``, ``labels``, ``polygons`` of the kept detections;
+            with ``mask_nms`` the boxes are the polygons' tight boxes.
         """
         bboxes, polygons = results.bboxes, results.polygons
         if rescale:
@@ -439,9 +441,10 @@ class PolarMaskHead(BaseModule):
         nms_cfg = cfg.get('nms', dict(type='nms', iou_threshold=0.5, offset=1))
         if nms_cfg.get('type', 'nms') != 'nms':
             raise ValueError(f"test_cfg.nms.type must be 'nms' (got {nms_cfg['type']!r})")
-        nms_boxes = polygons_to_bboxes(polygons) if cfg.get('mask_nms', False) else bboxes
+        if cfg.get('mask_nms', False):
+            bboxes = polygons_to_bboxes(polygons)
         keep = batched_nms(
-            nms_boxes, scores, labels, nms_cfg['iou_threshold'], nms_cfg.get('offset', 1)
+            bboxes, scores, labels, nms_cfg['iou_threshold'], nms_cfg.get('offset', 1)
         )
         keep = keep[: cfg.get('max_per_img', 100)]
         return InstanceData(

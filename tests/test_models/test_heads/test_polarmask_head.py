@@ -241,6 +241,11 @@ def test_class_wise_nms_and_mask_nms():
     assert boxes_nms.scores[0] > boxes_nms.scores[1]
     (polygon_nms,) = _head(mask_nms=True).predict_by_feat(*maps, batch_img_metas=[_meta()])
     assert polygon_nms.labels.tolist() == [1, 1, 2]
+    # The original returns the box that went through NMS: the polygon's tight box.
+    polygons = polygon_nms.polygons
+    tight = torch.cat((polygons.amin(dim=1), polygons.amax(dim=1)), dim=1)
+    assert torch.equal(polygon_nms.bboxes, tight)
+    assert not torch.equal(polygon_nms.bboxes[2], boxes_nms.bboxes[1])
     (top1,) = _head(max_per_img=1).predict_by_feat(*maps, batch_img_metas=[_meta()])
     assert top1.labels.tolist() == [1] and top1.scores.item() == boxes_nms.scores[0].item()
 
