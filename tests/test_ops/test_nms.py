@@ -157,10 +157,10 @@ def test_nms_non_contiguous_boxes() -> None:
 @pytest.mark.parametrize('offset', [0, 1])
 def test_batched_nms_matches_per_class_loop(offset: int) -> None:
     cases = [random_case('clustered', seed) for seed in range(20)]
-    # One NMS per class on the CPU above SHIFT_MAX_BOXES['cpu'] = 4000 boxes.
+    # One NMS per class on the CPU above SPLIT_THRESHOLDS['cpu'] = 4000 boxes.
     cases.append(random_case('clustered', seed=20, max_boxes=8000, min_boxes=4001))
     for seed, (boxes, scores) in enumerate(cases):
-        # A 1/16 pixel grid: the class shift of batched_nms is exact in float32 on it.
+        # A 1/16 pixel grid: torchvision's class shift is exact in float32 on it.
         boxes = (boxes * 16).round() / 16
         g = torch.Generator().manual_seed(seed)
         idxs = torch.randint(0, 5, (boxes.size(0),), generator=g)
@@ -169,6 +169,41 @@ def test_batched_nms_matches_per_class_loop(offset: int) -> None:
         assert torch.equal(keep, expected), f'seed {seed}: {keep} != {expected}'
         if offset == 0:
             assert torch.equal(keep, torchvision.ops.batched_nms(boxes, scores, idxs, 0.5))
+
+
+def small_boxes_far_from_origin(seed: int, num_clusters: int = 100, per_cluster: int = 12):
+    """Clusters of 2-8 pixel boxes at x, y in [1000, 1333], one class of 80 per cluster.
+
+    Returns boxes (B, 4) float32, scores (B,), idxs (B,) with B = num_clusters * per_cluster.
+    """
+    g = torch.Generator().manual_seed(seed)
+    centers = 1000 + torch.rand(num_clusters, 2, generator=g) * 333
+    owner = torch.arange(num_clusters).repeat_interleave(per_cluster)
+    size = 2 + torch.rand(owner.numel(), 2, generator=g) * 6
+    center = centers[owner] + torch.randn(owner.numel(), 2, generator=g)
+    boxes = torch.cat([center - size / 2, center + size / 2], 1)
+    scores = torch.rand(owner.numel(), generator=g)
+    return boxes, scores, (owner * 7919 + seed) % 80
+
+
+@pytest.mark.parametrize('offset', [0, 1])
+def test_batched_nms_is_exactly_per_class_for_small_boxes_at_large_coordinates(offset: int) -> None:
+    # Shifting classes apart by label * span in float32 (torchvision's batched NMS, and ours
+    # before) rounds these boxes by ~1/128 pixel and changes the kept set in 5 of these 40 cases.
+    split_thresholds = (0, 10**9) if nms_module._kernel_for('cpu') else (None,)
+    for seed in range(20):
+        boxes, scores, idxs = small_boxes_far_from_origin(seed)
+        expected = per_class_nms(boxes, scores, idxs, 0.5, offset)
+        for split_thr in split_thresholds:
+            keep = batched_nms(boxes, scores, idxs, 0.5, offset, split_thr=split_thr)
+            assert torch.equal(keep, expected), f'seed {seed}, split_thr {split_thr}'
+
+
+def test_batched_nms_categories_beyond_int32() -> None:
+    boxes, scores, idxs = small_boxes_far_from_origin(seed=0)
+    expected = batched_nms(boxes, scores, idxs, 0.5)
+    for wide in (idxs * 10**12, idxs - 2**40):
+        assert torch.equal(batched_nms(boxes, scores, wide, 0.5), expected)
 
 
 def test_batched_nms_keeps_overlapping_boxes_of_other_classes() -> None:
@@ -210,6 +245,8 @@ def test_bad_input_is_named() -> None:
         nms(boxes, scores, 0.5, offset=2)
     with pytest.raises(ValueError, match='idxs must be'):
         batched_nms(boxes, scores, torch.zeros(1, dtype=torch.long), 0.5)
+    with pytest.raises(ValueError, match='idxs must be integer'):
+        batched_nms(boxes, scores, torch.zeros_like(scores), 0.5)
 
 
 @requires_extension
@@ -219,6 +256,10 @@ def test_op_rejects_bad_input() -> None:
         torch.ops.polarmask.nms(boxes.int(), scores, 0.5, 0)
     with pytest.raises(RuntimeError, match='offset must be 0'):
         torch.ops.polarmask.nms(boxes, scores, 0.5, 3)
+    with pytest.raises(RuntimeError, match='categories must be int64'):
+        torch.ops.polarmask.nms(boxes, scores, 0.5, 0, torch.zeros(boxes.size(0), dtype=torch.int))
+    with pytest.raises(RuntimeError, match=r'categories must be \(B,\)'):
+        torch.ops.polarmask.nms(boxes, scores, 0.5, 0, torch.zeros(1, dtype=torch.long))
 
 
 @requires_extension
@@ -254,11 +295,11 @@ def test_missing_extension_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_op_supports_fake_tensors() -> None:
     boxes, scores = random_case('clustered', seed=7)
     nms(boxes, scores, 0.5)  # loads the extension and its fake kernel
-    torch.library.opcheck(
-        torch.ops.polarmask.nms.default,
-        (boxes, scores, 0.5, 1),
-        test_utils=('test_schema', 'test_faketensor'),
-    )
+    categories = torch.arange(boxes.size(0)) % 3
+    for args in ((boxes, scores, 0.5, 1), (boxes, scores, 0.5, 1, categories)):
+        torch.library.opcheck(
+            torch.ops.polarmask.nms.default, args, test_utils=('test_schema', 'test_faketensor')
+        )
 
 
 @requires_extension
@@ -280,7 +321,7 @@ def test_cuda_kernel_matches_cpu_kernel(offset: int) -> None:
 
 @requires_extension
 @requires_cuda
-def test_cuda_batched_empty_and_half() -> None:
+def test_cuda_batched_nms_half_exact_and_empty() -> None:
     boxes, scores = random_case('clustered', seed=9)
     idxs = torch.arange(boxes.size(0)) % 4
     expected = batched_nms(boxes, scores, idxs, 0.5, offset=1)
@@ -288,5 +329,10 @@ def test_cuda_batched_empty_and_half() -> None:
     assert torch.equal(keep.cpu(), batched_nms(boxes.half(), scores.half(), idxs, 0.5, offset=1))
     keep = batched_nms(boxes.cuda(), scores.cuda(), idxs.cuda(), 0.5, offset=1)
     assert torch.equal(keep.cpu(), expected)
+    for seed in range(5):
+        boxes, scores, idxs = small_boxes_far_from_origin(seed)
+        expected = per_class_nms(boxes, scores, idxs, 0.5, offset=1)
+        keep = batched_nms(boxes.cuda(), scores.cuda(), idxs.cuda(), 0.5, offset=1)
+        assert torch.equal(keep.cpu(), expected), f'seed {seed}'
     empty = nms(torch.zeros(0, 4, device='cuda'), torch.zeros(0, device='cuda'), 0.5)
     assert empty.shape == (0,) and empty.is_cuda

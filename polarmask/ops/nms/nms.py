@@ -4,12 +4,14 @@ Naming convention for shapes: B boxes (the candidates of one image, all classes 
 
 Boxes are x1y1x2y2. ``offset=0`` is torchvision's continuous convention (area ``(x2-x1)(y2-y1)``);
 ``offset=1`` is the original PolarMask's inclusive pixel convention (area ``(x2-x1+1)(y2-y1+1)``,
-see ``../shared/REFERENCE.md`` §7). A box is suppressed when its IoU with a kept box of higher
+see ``docs/original_polarmask.md``). A box is suppressed when its IoU with a kept box of higher
 score is strictly greater than the threshold, as in ``torchvision.ops.nms`` and the original's
 CUDA kernel (its CPU kernel used >=); equal scores keep their input order (stable sort).
 
 The kernels live in the extension ``polarmask._C`` (``polarmask/ops/nms/csrc``), which registers
-``torch.ops.polarmask.nms`` for CPU and, when built with nvcc, CUDA tensors.
+``torch.ops.polarmask.nms(boxes, scores, iou_threshold, offset, categories=None)`` for CPU and,
+when built with nvcc, CUDA tensors; with ``categories`` only boxes of one category suppress each
+other.
 """
 
 from __future__ import annotations
@@ -70,7 +72,13 @@ def _kernel_for(device_type: str) -> bool:
     return False
 
 
-def _nms_fake(boxes: Tensor, scores: Tensor, iou_threshold: float, offset: int) -> Tensor:
+def _nms_fake(
+    boxes: Tensor,
+    scores: Tensor,
+    iou_threshold: float,
+    offset: int,
+    categories: Tensor | None = None,
+) -> Tensor:
     """Output of ``torch.ops.polarmask.nms`` for fake tensors (torch.compile, export)."""
     num_kept = torch.library.get_ctx().new_dynamic_size()
     return boxes.new_empty(num_kept, dtype=torch.long)
@@ -157,23 +165,55 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, offset: int = 0) ->
     return _nms_pytorch(boxes, scores, float(iou_threshold), offset)
 
 
-# Above this many boxes batched_nms runs one NMS per category instead of one over all categories
-# shifted apart: O(sum_c B_c^2) beats O(B^2) once the kernel time outweighs the per-call
-# overhead. torchvision's cut-offs; on our CPU kernel with 80 categories the crossover is ~4000.
-SHIFT_MAX_BOXES = {'cpu': 4000, 'cuda': 20000}
+# Above this many boxes batched_nms runs one NMS per category rather than one call over all
+# categories: O(sum_c B_c^2) beats O(B^2) once the kernel time outweighs the per-call overhead
+# (mmcv's ``split_thr``). Measured with benchmarks/nms.py (80 categories).
+SPLIT_THRESHOLDS = {'cpu': 4000, 'cuda': 20000}
+
+
+def _check_idxs(idxs: Tensor, scores: Tensor) -> None:
+    if idxs.shape != scores.shape:
+        raise ValueError(
+            f'batched_nms: idxs must be (B,) like scores {tuple(scores.shape)}, got '
+            f'{tuple(idxs.shape)}'
+        )
+    if idxs.is_floating_point() or idxs.is_complex():
+        raise ValueError(f'batched_nms: idxs must be integer categories, got {idxs.dtype}')
+    if idxs.device != scores.device:
+        raise ValueError(
+            f'batched_nms: idxs are on {idxs.device} and scores on {scores.device}; move both to '
+            f'one device'
+        )
+
+
+def _nms_per_category(
+    boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float, offset: int
+) -> Tensor:
+    """One :func:`nms` per category, kept indices merged by decreasing score (stable)."""
+    kept_mask = torch.zeros_like(scores, dtype=torch.bool)
+    for category in torch.unique(idxs):
+        members = torch.nonzero(idxs == category).squeeze(1)  # (B_c,)
+        kept_mask[members[nms(boxes[members], scores[members], iou_threshold, offset)]] = True
+    kept = torch.nonzero(kept_mask).squeeze(1)
+    return kept[scores[kept].sort(descending=True, stable=True).indices]
 
 
 def batched_nms(
-    boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float, offset: int = 0
+    boxes: Tensor,
+    scores: Tensor,
+    idxs: Tensor,
+    iou_threshold: float,
+    offset: int = 0,
+    split_thr: int | None = None,
 ) -> Tensor:
-    """NMS done independently per category.
+    """NMS done independently per category, exactly as one :func:`nms` per category.
 
-    Up to ``SHIFT_MAX_BOXES`` boxes this is one kernel call: the boxes of each category are moved
-    by ``idxs * span`` along both axes, where ``span`` exceeds the extent of all boxes, so that
-    boxes of different categories never overlap (torchvision's coordinate trick). Shifting
-    rounds float32 coordinates to ~1e-7 of the shifted value (1/128 pixel for category 80 of a
-    1333 pixel image), which can only flip IoUs within ~1e-5 of the threshold. Above it, one
-    NMS per category.
+    Up to ``split_thr`` boxes this is one call of our kernel, which never lets boxes of
+    different categories suppress each other and computes each IoU on the boxes as given, with
+    the arithmetic of a per-category run. (torchvision's and mmcv's batched NMS instead shift
+    each category's boxes by ``category * span``; in float32 that rounds small boxes far from
+    the origin and flips IoUs near the threshold.) Above ``split_thr``, and without our
+    extension, it runs one NMS per category.
 
     Args:
         boxes: (B, 4) x1y1x2y2 boxes in pixels; float16/bfloat16 (AMP) are cast to float32.
@@ -181,27 +221,22 @@ def batched_nms(
         idxs: (B,) integer category of each box (e.g. labels 0..C-1).
         iou_threshold: IoU above which a box of the same category is suppressed.
         offset: 0 or 1, see :func:`nms`.
+        split_thr: most boxes for one kernel call; ``None`` takes ``SPLIT_THRESHOLDS`` of the
+            boxes' device.
 
     Returns:
         (k,) int64 indices into ``boxes`` of the kept boxes, sorted by decreasing score (equal
         scores in input order).
     """
     _check_inputs(boxes, scores, offset)
-    if idxs.shape != scores.shape:
-        raise ValueError(
-            f'batched_nms: idxs must be (B,) like scores {tuple(scores.shape)}, got '
-            f'{tuple(idxs.shape)}'
-        )
-    boxes = _as_kernel_dtype(boxes)
+    _check_idxs(idxs, scores)
+    boxes, scores = _as_kernel_dtype(boxes), _as_kernel_dtype(scores)
     if boxes.size(0) == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
-    if boxes.size(0) > SHIFT_MAX_BOXES.get(boxes.device.type, SHIFT_MAX_BOXES['cuda']):
-        kept_mask = torch.zeros_like(scores, dtype=torch.bool)
-        for label in torch.unique(idxs):
-            members = torch.nonzero(idxs == label).squeeze(1)  # (B_c,)
-            kept_mask[members[nms(boxes[members], scores[members], iou_threshold, offset)]] = True
-        kept = torch.nonzero(kept_mask).squeeze(1)
-        return kept[scores[kept].sort(descending=True, stable=True).indices]
-    span = boxes.max() - boxes.min() + (1 + offset)
-    shifted = boxes + (idxs.to(boxes) * span)[:, None]
-    return nms(shifted, scores, iou_threshold, offset)
+    if split_thr is None:
+        split_thr = SPLIT_THRESHOLDS.get(boxes.device.type, SPLIT_THRESHOLDS['cuda'])
+    if boxes.size(0) <= split_thr and _kernel_for(boxes.device.type):
+        return torch.ops.polarmask.nms(
+            boxes, scores, float(iou_threshold), offset, idxs.to(torch.long)
+        )
+    return _nms_per_category(boxes, scores, idxs, float(iou_threshold), offset)

@@ -9,5 +9,7 @@ extern "C" PyObject* PyInit__C(void) {
 }
 
 TORCH_LIBRARY(polarmask, m) {
-  m.def("nms(Tensor boxes, Tensor scores, float iou_threshold, int offset) -> Tensor");
+  m.def(
+      "nms(Tensor boxes, Tensor scores, float iou_threshold, int offset, Tensor? categories=None) "
+      "-> Tensor");
 }

@@ -1,10 +1,15 @@
 // Shared by the NMS kernels: input checks and the threshold comparison.
+//
+// With `categories` (one int64 per box), boxes of different categories never suppress each other:
+// one call gives exactly the results of one NMS per category, with the same arithmetic on the
+// same (unshifted) coordinates.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <cmath>
 #include <limits>
+#include <optional>
 
 namespace polarmask {
 
@@ -27,7 +32,8 @@ scalar_t threshold_below(double threshold) {
   return below;
 }
 
-inline void check_nms_inputs(const at::Tensor& boxes, const at::Tensor& scores, int64_t offset) {
+inline void check_nms_inputs(const at::Tensor& boxes, const at::Tensor& scores, int64_t offset,
+                             const std::optional<at::Tensor>& categories) {
   TORCH_CHECK(boxes.dim() == 2 && boxes.size(1) == 4,
               "polarmask::nms: boxes must be (B, 4) x1y1x2y2, got ", boxes.sizes());
   TORCH_CHECK(scores.dim() == 1 && scores.size(0) == boxes.size(0),
@@ -44,6 +50,16 @@ inline void check_nms_inputs(const at::Tensor& boxes, const at::Tensor& scores, 
               "polarmask::nms: offset must be 0 (area (x2-x1)(y2-y1)) or 1 (area "
               "(x2-x1+1)(y2-y1+1)), got ",
               offset);
+  if (categories.has_value()) {
+    const at::Tensor& category = *categories;
+    TORCH_CHECK(category.dim() == 1 && category.size(0) == boxes.size(0),
+                "polarmask::nms: categories must be (B,) with B = ", boxes.size(0),
+                " boxes, got ", category.sizes());
+    TORCH_CHECK(category.scalar_type() == at::kLong,
+                "polarmask::nms: categories must be int64, got ", category.scalar_type());
+    TORCH_CHECK(category.device() == boxes.device(), "polarmask::nms: categories are on ",
+                category.device(), " and boxes on ", boxes.device(), "; move both to one device");
+  }
 }
 
 }  // namespace polarmask

@@ -46,10 +46,12 @@ __device__ __forceinline__ bool iou_above(const scalar_t* a, scalar_t area_a, co
 }
 
 // Grid (col_blocks, col_blocks), kBoxesPerWord threads: block (x, y) compares the boxes of rank
-// block y (one per thread) with those of rank block x >= y.
+// block y (one per thread) with those of rank block x >= y. With `categories` (else nullptr), only
+// boxes of one category suppress each other.
 template <typename scalar_t>
 __global__ void nms_mask_kernel(const scalar_t* __restrict__ boxes,
-                                const int64_t* __restrict__ order, int64_t num_boxes,
+                                const int64_t* __restrict__ order,
+                                const int64_t* __restrict__ categories, int64_t num_boxes,
                                 int64_t col_blocks, scalar_t offset, scalar_t threshold,
                                 Mask* __restrict__ mask) {
   const int64_t row_block = blockIdx.y;
@@ -62,28 +64,34 @@ __global__ void nms_mask_kernel(const scalar_t* __restrict__ boxes,
 
   __shared__ scalar_t col_boxes[kBoxesPerWord][4];
   __shared__ scalar_t col_areas[kBoxesPerWord];
+  __shared__ int64_t col_categories[kBoxesPerWord];
   const int t = threadIdx.x;
   if (t < col_size) {
-    const scalar_t* box = boxes + 4 * order[col_block * kBoxesPerWord + t];
+    const int64_t index = order[col_block * kBoxesPerWord + t];
+    const scalar_t* box = boxes + 4 * index;
     for (int k = 0; k < 4; ++k) {
       col_boxes[t][k] = box[k];
     }
     col_areas[t] = box_area(box, offset);
+    col_categories[t] = categories == nullptr ? 0 : categories[index];
   }
   __syncthreads();
   if (t >= row_size) {
     return;
   }
   const int64_t row = row_block * kBoxesPerWord + t;
+  const int64_t row_index = order[row];
   scalar_t row_box[4];
-  const scalar_t* box = boxes + 4 * order[row];
+  const scalar_t* box = boxes + 4 * row_index;
   for (int k = 0; k < 4; ++k) {
     row_box[k] = box[k];
   }
   const scalar_t row_area = box_area(row_box, offset);
+  const int64_t row_category = categories == nullptr ? 0 : categories[row_index];
   Mask bits = 0;
   for (int c = row_block == col_block ? t + 1 : 0; c < col_size; ++c) {
-    if (iou_above(row_box, row_area, col_boxes[c], col_areas[c], offset, threshold)) {
+    if (col_categories[c] == row_category &&
+        iou_above(row_box, row_area, col_boxes[c], col_areas[c], offset, threshold)) {
       bits |= Mask{1} << c;
     }
   }
@@ -169,8 +177,8 @@ void check_launch(const char* kernel) {
 }
 
 at::Tensor nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold,
-                    int64_t offset) {
-  check_nms_inputs(boxes, scores, offset);
+                    int64_t offset, const std::optional<at::Tensor>& categories) {
+  check_nms_inputs(boxes, scores, offset, categories);
   TORCH_CHECK(boxes.is_cuda(), "polarmask::nms (CUDA): boxes must be CUDA tensors");
   const int64_t num_boxes = boxes.size(0);
   TORCH_CHECK(num_boxes <= kMaxBoxes, "polarmask::nms (CUDA): ", num_boxes, " boxes exceed the ",
@@ -184,6 +192,10 @@ at::Tensor nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, double io
   const at::Tensor order =
       std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
   const at::Tensor contiguous_boxes = boxes.contiguous();
+  const at::Tensor contiguous_categories =
+      categories.has_value() ? categories->contiguous() : at::Tensor();
+  const int64_t* categories_ptr =
+      contiguous_categories.defined() ? contiguous_categories.data_ptr<int64_t>() : nullptr;
   const int col_blocks = static_cast<int>((num_boxes + kBoxesPerWord - 1) / kBoxesPerWord);
   at::Tensor mask = at::empty({num_boxes * col_blocks}, boxes.options().dtype(at::kLong));
   at::Tensor num_kept = at::empty({1}, boxes.options().dtype(at::kLong));
@@ -192,8 +204,9 @@ at::Tensor nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, double io
 
   AT_DISPATCH_FLOATING_TYPES(boxes.scalar_type(), "polarmask::nms (CUDA)", [&] {
     nms_mask_kernel<scalar_t><<<dim3(col_blocks, col_blocks), kBoxesPerWord, 0, stream>>>(
-        contiguous_boxes.data_ptr<scalar_t>(), order.data_ptr<int64_t>(), num_boxes, col_blocks,
-        static_cast<scalar_t>(offset), threshold_below<scalar_t>(iou_threshold), mask_ptr);
+        contiguous_boxes.data_ptr<scalar_t>(), order.data_ptr<int64_t>(), categories_ptr,
+        num_boxes, col_blocks, static_cast<scalar_t>(offset),
+        threshold_below<scalar_t>(iou_threshold), mask_ptr);
   });
   check_launch("nms_mask_kernel");
   nms_reduce_kernel<<<1, kReduceThreads, col_blocks * sizeof(Mask), stream>>>(
