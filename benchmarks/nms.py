@@ -1,9 +1,13 @@
 """Speed of polarmask.ops.nms / batched_nms against torchvision's, measured in the same run.
 
 Candidates look like a detector's before NMS: B boxes scattered around B/20 objects of 16-256
-pixels in a 1333x800 image, on a 1/16 pixel grid (so that the class shift of batched NMS is
-exact), with distinct scores in random order and 80 classes for batched NMS. Both sides get the same
-tensors; the `same` column says whether their keep indices are equal.
+pixels in a 1333x800 image, on a 1/16 pixel grid (so that torchvision's class shift of batched
+NMS is exact), with distinct scores in random order and 80 classes for batched NMS. Both sides get
+the same tensors; the `same` column says whether their keep indices are equal.
+
+batched_nms is measured as it runs by default and with each of its two strategies forced: one
+kernel call over all classes (`batched 1-call`) and one NMS per class (`batched split`); the
+default switches from the first to the second above `SPLIT_THRESHOLDS` boxes.
 
     python benchmarks/nms.py                       # CPU (1 thread and default), CUDA if present
     python benchmarks/nms.py --sizes 3000 --devices cuda
@@ -72,6 +76,14 @@ def run(sizes: list[int], setting: str, device: str, iou_threshold: float) -> li
                 partial(batched_nms, *batched_args),
                 partial(torchvision.ops.batched_nms, *batched_args),
             ),
+            'batched 1-call': (
+                partial(batched_nms, *batched_args, split_thr=num_boxes),
+                partial(torchvision.ops.batched_nms, *batched_args),
+            ),
+            'batched split': (
+                partial(batched_nms, *batched_args, split_thr=0),
+                partial(torchvision.ops.batched_nms, *batched_args),
+            ),
         }
         for name, (ours, theirs) in pairs.items():
             keep = ours()
@@ -112,14 +124,14 @@ def main() -> None:
         f'IoU threshold {args.iou_threshold}'
     )
     header = (
-        f'| {"setting":<32} | {"op":<11} | {"B":>6} | {"kept":>5} | same | {"ours ms":>9} | '
+        f'| {"setting":<32} | {"op":<14} | {"B":>6} | {"kept":>5} | same | {"ours ms":>9} | '
         f'{"tv ms":>9} | {"ours/tv":>7} |'
     )
     print(header)
     print('|' + '|'.join('-' * (len(cell)) for cell in header.split('|')[1:-1]) + '|')
     for setting, name, num_boxes, kept, same, ours_s, theirs_s in rows:
         print(
-            f'| {setting:<32} | {name:<11} | {num_boxes:>6} | {kept:>5} | '
+            f'| {setting:<32} | {name:<14} | {num_boxes:>6} | {kept:>5} | '
             f'{"yes" if same else "NO":<4} | {ours_s * 1e3:>9.3f} | {theirs_s * 1e3:>9.3f} | '
             f'{ours_s / theirs_s:>7.2f} |'
         )
