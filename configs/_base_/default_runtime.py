@@ -5,10 +5,13 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1),
+    # mmengine's CheckpointHook, crash-safe and with the random states for exact resumption.
+    checkpoint=dict(type='SafeCheckpointHook', interval=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'),
 )
+# Checkpoints in plain types, loadable with torch.load(weights_only=True).
+custom_hooks = [dict(type='PlainCheckpointHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -25,6 +25,7 @@ from mmengine.logging import print_log
 from mmengine.runner import CheckpointLoader
 from torch import Tensor, nn
 
+from polarmask.engine.checkpoint import weights_only_uri
 from polarmask.evaluation.functional import encode_polygons
 from polarmask.registry import DATASETS, MODELS, TRANSFORMS
 from polarmask.utils import register_all_modules
@@ -158,7 +159,7 @@ def _read_checkpoint(checkpoint: str | os.PathLike) -> tuple[dict[str, Tensor], 
             f"checkpoint '{path}' does not exist: pass a .pth written by tools/train.py, e.g. "
             'work_dirs/polar_shapes_r18/latest.pth'
         )
-    loaded = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    loaded = CheckpointLoader.load_checkpoint(weights_only_uri(path), map_location='cpu')
     state_dict = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else None
     if not isinstance(state_dict, dict) or not all(
         isinstance(value, Tensor) for value in state_dict.values()
@@ -302,8 +303,9 @@ def init_detector(
     """Build a detector from a config, load its weights and prepare it for inference.
 
     The backbone's ``init_cfg`` is removed, so no pretrained weights are downloaded. The
-    checkpoint is read with mmengine's ``CheckpointLoader`` (local files with
-    ``weights_only=True``) and must fit the model exactly (:func:`check_state_dict`).
+    checkpoint is read with mmengine's ``CheckpointLoader`` (local files through the
+    ``weights_only://`` scheme of :mod:`polarmask.engine.checkpoint`) and must fit the model
+    exactly (:func:`check_state_dict`).
 
     Args:
         config: config file or :class:`mmengine.config.Config`.

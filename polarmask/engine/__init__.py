@@ -1,13 +1,11 @@
 from . import checkpoint
-from .hooks import LatestCheckpointHook, PlainCheckpointHook
+from .hooks import PlainCheckpointHook, SafeCheckpointHook
 from .loops import ResumableEpochBasedTrainLoop
 from .optim_constructor import GroupedOptimWrapperConstructor, merge_param_groups
 from .runner import PolarRunner
-from .safe_checkpoint_hook import SafeCheckpointHook
 
 __all__ = [
     'GroupedOptimWrapperConstructor',
-    'LatestCheckpointHook',
     'PlainCheckpointHook',
     'PolarRunner',
     'ResumableEpochBasedTrainLoop',

@@ -1,15 +1,23 @@
-"""Checkpoint I/O that works with ``torch.load(weights_only=True)`` (torch >= 2.6).
+"""Checkpoint I/O: plain-typed runner state, a weights-only loader, an atomic file backend.
 
-mmengine's runner pickles its ``MessageHub`` (``HistoryBuffer`` objects holding numpy arrays and
-bound methods) into every checkpoint, which ``weights_only=True`` refuses. Instead of loading
-everything with ``weights_only=False``, the checkpoints our runner writes are made of plain
-types only (:class:`PlainCheckpointHook` converts the message hub on save and back on load), and
-every local file — our checkpoints, pretrained backbones, converted original weights — is loaded
-with ``weights_only=True``.
+torch >= 2.6 loads with ``weights_only=True``, which refuses mmengine's ``MessageHub``
+(``HistoryBuffer`` objects holding numpy arrays) that the runner pickles into every checkpoint.
+:class:`~polarmask.engine.hooks.PlainCheckpointHook` stores that state as plain types with
+:func:`make_checkpoint_plain` and rebuilds it with :func:`restore_checkpoint_objects`.
+
+Nothing here changes mmengine's defaults on import. Two additions are registered under names
+of their own and selected where they are used:
+
+- :data:`WEIGHTS_ONLY_PREFIX`, a ``CheckpointLoader`` scheme: ``weights_only://PATH`` reads the
+  local file PATH with :func:`load_local_checkpoint` (``PolarRunner.load_checkpoint`` and
+  ``init_detector`` prefix local paths with it, see :func:`weights_only_uri`);
+- :data:`ATOMIC_BACKEND`, a file backend (:class:`AtomicLocalBackend`) that
+  ``SafeCheckpointHook`` selects through ``backend_args`` for local folders.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 from typing import Any
@@ -20,7 +28,10 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 
+ATOMIC_BACKEND = 'polarmask_atomic_local'
+WEIGHTS_ONLY_PREFIX = 'weights_only://'
 _BUFFER_TAG = '__history_buffer__'
+_RUNNER_STATE_KEYS = ('meta', 'message_hub', 'param_schedulers')
 
 
 def _to_plain(value: Any) -> Any:
@@ -53,9 +64,6 @@ def _from_plain(value: Any) -> Any:
     return value
 
 
-_RUNNER_STATE_KEYS = ('meta', 'message_hub', 'param_schedulers')
-
-
 def make_checkpoint_plain(checkpoint: dict) -> None:
     """Convert the runner state of a checkpoint in place to types ``weights_only=True`` accepts.
 
@@ -73,8 +81,15 @@ def restore_checkpoint_objects(checkpoint: dict) -> None:
         checkpoint['message_hub'] = _from_plain(checkpoint['message_hub'])
 
 
-def load_local_checkpoint(filename: str, map_location: str | None = None) -> Any:
-    """Load a local checkpoint with ``weights_only=True``.
+def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
+    """Load a local checkpoint with ``torch.load(weights_only=True)``.
+
+    Args:
+        filename: path of the file (``~`` is expanded).
+        map_location: as for ``torch.load``.
+
+    Returns:
+        The loaded object (a state dict, or a dict holding one).
 
     Raises:
         FileNotFoundError: naming the file when it does not exist.
@@ -100,11 +115,27 @@ def load_local_checkpoint(filename: str, map_location: str | None = None) -> Any
         ) from error
 
 
+def weights_only_uri(path: str | os.PathLike) -> str:
+    """``path`` with the :data:`WEIGHTS_ONLY_PREFIX` scheme when it is a local file path.
+
+    ``CheckpointLoader.load_checkpoint`` reads the result with :func:`load_local_checkpoint`;
+    URLs and model-zoo names (anything with ``://``) are returned unchanged.
+    """
+    path = os.fspath(path)
+    return path if '://' in path else WEIGHTS_ONLY_PREFIX + path
+
+
+def load_from_weights_only(filename: str, map_location: Any = None) -> Any:
+    """``CheckpointLoader`` scheme :data:`WEIGHTS_ONLY_PREFIX`: :func:`load_local_checkpoint`."""
+    return load_local_checkpoint(filename[len(WEIGHTS_ONLY_PREFIX) :], map_location)
+
+
 class AtomicLocalBackend(LocalBackend):
     """Local file backend whose ``put`` never leaves a half-written file.
 
-    The bytes go to a temporary file in the same folder, which then replaces the target with
-    ``os.replace``; a crash during saving leaves the previous file intact.
+    The bytes go to a temporary file ``.<name>.tmp-<pid>`` in the same folder, which then
+    replaces the target with ``os.replace``; a crash during saving leaves the previous file
+    intact.
     """
 
     def put(self, obj: bytes, filepath: str | os.PathLike) -> None:
@@ -123,10 +154,33 @@ class AtomicLocalBackend(LocalBackend):
                 os.remove(temporary)
 
 
-def register_checkpoint_io() -> None:
-    """Install the local loader scheme and the atomic local backend (idempotent)."""
-    CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
-    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+def checkpoint_bytes(checkpoint: Any) -> bytes:
+    """The bytes ``torch.save`` writes for ``checkpoint``."""
+    with io.BytesIO() as buffer:
+        torch.save(checkpoint, buffer)
+        return buffer.getvalue()
 
 
-register_checkpoint_io()
+def save_checkpoint_atomically(checkpoint: Any, filepath: str | os.PathLike) -> None:
+    """``torch.save`` to a local file through :class:`AtomicLocalBackend` (folders created)."""
+    AtomicLocalBackend().put(checkpoint_bytes(checkpoint), filepath)
+
+
+def point_latest(work_dir: str, target: str) -> None:
+    """Atomically make ``<work_dir>/latest.pth`` a relative symlink to ``target``.
+
+    The original's commands (``tools/dist_test.sh ... work_dirs/<name>/latest.pth``) rely on
+    it; mmengine itself records the last checkpoint in ``<work_dir>/last_checkpoint``.
+    """
+    latest = os.path.join(work_dir, 'latest.pth')
+    if os.path.realpath(latest) == os.path.realpath(target):
+        return
+    temporary = os.path.join(work_dir, f'.latest.pth.tmp-{os.getpid()}')
+    if os.path.lexists(temporary):
+        os.remove(temporary)
+    os.symlink(os.path.relpath(target, work_dir), temporary)
+    os.replace(temporary, latest)
+
+
+CheckpointLoader.register_scheme(prefixes=WEIGHTS_ONLY_PREFIX, loader=load_from_weights_only)
+register_backend(ATOMIC_BACKEND, AtomicLocalBackend)

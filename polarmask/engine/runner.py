@@ -1,14 +1,15 @@
-"""mmengine's Runner, made to work on CPU-only machines and with our checkpoint hooks.
+"""mmengine's Runner where mmengine needs CUDA, plus messages that name the fix on resume.
 
 mmengine 0.10.7's launchers call ``torch.cuda.set_device`` unconditionally and its runner passes
 ``device_ids=[LOCAL_RANK]`` to DistributedDataParallel; both fail without a GPU. On such a machine
 :class:`PolarRunner` initialises torch.distributed with the ``gloo`` backend through mmengine's own
-launchers (pytorch, slurm, mpi) and wraps the model in DDP without device ids. With CUDA present,
-everything is mmengine's unchanged behaviour.
+launchers (pytorch, slurm, mpi), gives each process its share of CPU threads and wraps the model
+in DDP without device ids. With CUDA present, all of this is mmengine's unchanged behaviour.
 
-On every machine, configs asking for mmengine's ``CheckpointHook`` and ``EpochBasedTrainLoop`` get
-their crash-safe, exactly resuming subclasses :class:`SafeCheckpointHook` and
-:class:`ResumableEpochBasedTrainLoop` (same arguments).
+On every machine it reads local checkpoints through the weights-only loader and, when resuming
+fails, names the checkpoint and the fix (missing file, pickled objects, other optimizer groups).
+It builds exactly the hooks and train loop the config names (``configs/_base_/`` names
+polarmask's ``SafeCheckpointHook``, ``PlainCheckpointHook`` and ``ResumableEpochBasedTrainLoop``).
 """
 
 from __future__ import annotations
@@ -16,21 +17,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
-from mmengine.hooks import CheckpointHook
 from mmengine.model import MMDistributedDataParallel
-from mmengine.runner import EpochBasedTrainLoop, Runner
+from mmengine.runner import Runner
 
-from polarmask.engine.loops import ResumableEpochBasedTrainLoop
-from polarmask.engine.safe_checkpoint_hook import SafeCheckpointHook
+from polarmask.engine.checkpoint import weights_only_uri
 from polarmask.registry import MODEL_WRAPPERS, RUNNERS
-
-
-def _is_type(cfg_type: object, cls: type) -> bool:
-    """Whether a config's ``type`` names exactly ``cls`` (by name, scoped name or class)."""
-    return cfg_type is cls or cfg_type in (cls.__name__, f'mmengine.{cls.__name__}')
 
 
 @contextlib.contextmanager
@@ -64,7 +58,7 @@ def _limit_cpu_threads() -> None:
 
 @RUNNERS.register_module()
 class PolarRunner(Runner):
-    """Runner with CPU/gloo distributed support and polarmask's checkpoint hooks."""
+    """mmengine's Runner with CPU/gloo distributed support and resume errors naming the fix."""
 
     def setup_env(self, env_cfg: dict) -> None:
         env_cfg = copy.deepcopy(dict(env_cfg))
@@ -116,31 +110,20 @@ class PolarRunner(Runner):
                 'no --resume'
             ) from error
 
-    def build_train_loop(self, loop):
-        if isinstance(loop, dict):
-            loop = copy.deepcopy(dict(loop))
-            if 'type' not in loop and loop.get('by_epoch') is True:
-                loop.pop('by_epoch')
-                loop['type'] = EpochBasedTrainLoop
-            if _is_type(loop.get('type'), EpochBasedTrainLoop):
-                loop['type'] = ResumableEpochBasedTrainLoop
-        return super().build_train_loop(loop)
+    def load_checkpoint(
+        self,
+        filename: str,
+        map_location: str | Callable = 'cpu',
+        strict: bool = False,
+        revise_keys: list | None = None,
+    ) -> dict:
+        """mmengine's load_checkpoint (also used by resume) with the weights-only loader.
 
-    def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
-        default_hooks = dict(default_hooks or {})
-        checkpoint = default_hooks.get('checkpoint', dict(type='CheckpointHook', interval=1))
-        if isinstance(checkpoint, dict) and _is_type(checkpoint.get('type'), CheckpointHook):
-            checkpoint = default_hooks['checkpoint'] = dict(checkpoint, type=SafeCheckpointHook)
-        points_latest = isinstance(checkpoint, SafeCheckpointHook) or (
-            isinstance(checkpoint, dict) and _is_type(checkpoint.get('type'), SafeCheckpointHook)
+        Local files are read through the ``weights_only://`` scheme
+        (:func:`~polarmask.engine.checkpoint.load_local_checkpoint`), whose errors name the file
+        and the fix when it is missing or holds pickled objects; URLs keep mmengine's loaders.
+        """
+        revise_keys = [(r'^module.', '')] if revise_keys is None else revise_keys
+        return super().load_checkpoint(
+            weights_only_uri(filename), map_location, strict, revise_keys
         )
-        always_on = ['PlainCheckpointHook']
-        if not points_latest:
-            always_on.append('LatestCheckpointHook')
-        custom_hooks = list(custom_hooks or [])
-        present = {
-            hook.get('type') if isinstance(hook, dict) else type(hook).__name__
-            for hook in custom_hooks
-        }
-        custom_hooks += [dict(type=name) for name in always_on if name not in present]
-        super().register_hooks(default_hooks, custom_hooks)

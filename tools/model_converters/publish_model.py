@@ -5,10 +5,10 @@ Usage:
 
 Keeps ``state_dict`` and ``meta`` (epoch, iteration, the config text ``cfg``, ``dataset_meta``
 with the class names, versions) and drops the training state: optimizer, param schedulers and
-message hub (also one stored inside ``meta``). The file is written to a temporary name next to
-OUT, hashed, and renamed to ``OUT-<first 8 hex digits of its sha256>.pth`` (mmdetection's
-naming), so a crash never leaves a partial file under the published name. The input is read
-with ``torch.load(weights_only=True)``, so the output loads that way too.
+message hub (also one stored inside ``meta``). The file is named
+``OUT-<first 8 hex digits of its sha256>.pth`` (mmdetection's naming) and written atomically
+(temporary file + rename), so a crash never leaves a partial file under the published name. The
+input is read with ``torch.load(weights_only=True)``, so the output loads that way too.
 """
 
 from __future__ import annotations
@@ -18,13 +18,10 @@ import hashlib
 import os
 import sys
 
-import torch
-
-from polarmask.engine.checkpoint import load_local_checkpoint
+from polarmask.engine.checkpoint import AtomicLocalBackend, checkpoint_bytes, load_local_checkpoint
 from polarmask.engine.cli import report_errors
 
 DEFAULT_SAVE_KEYS = ('meta', 'state_dict')
-_CHUNK = 1 << 20
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,15 +35,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help='top-level keys of the checkpoint to keep',
     )
     return parser.parse_args(argv)
-
-
-def sha256sum(path: str) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as file:
-        for chunk in iter(lambda: file.read(_CHUNK), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def process_checkpoint(
@@ -78,20 +66,10 @@ def process_checkpoint(
         dropped.append('meta.message_hub')
 
     stem = out_file[: -len('.pth')] if out_file.endswith('.pth') else out_file
-    folder = os.path.dirname(os.path.abspath(out_file))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f'.{os.path.basename(stem)}.tmp-{os.getpid()}')
-    try:
-        with open(temporary, 'wb') as file:
-            torch.save(published, file)
-            file.flush()
-            os.fsync(file.fileno())
-        sha256 = sha256sum(temporary)
-        final_file = f'{stem}-{sha256[:8]}.pth'
-        os.replace(temporary, final_file)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    data = checkpoint_bytes(published)
+    sha256 = hashlib.sha256(data).hexdigest()
+    final_file = f'{stem}-{sha256[:8]}.pth'
+    AtomicLocalBackend().put(data, final_file)
     return final_file, sha256, dropped
 
 

@@ -3,7 +3,8 @@
 base_lr = 0.01
 warmup_start_lr = 0.01 / 3
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_interval=1)
+# mmengine's EpochBasedTrainLoop, resuming mid-epoch at the batch after the checkpoint.
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=12, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 

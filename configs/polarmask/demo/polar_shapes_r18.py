@@ -106,7 +106,9 @@ val_evaluator = dict(
 )
 test_evaluator = val_evaluator
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
+train_cfg = dict(
+    type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs
+)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 

@@ -1,3 +1,3 @@
-from .checkpoint_hooks import LatestCheckpointHook, PlainCheckpointHook
+from .checkpoint_hooks import PlainCheckpointHook, SafeCheckpointHook
 
-__all__ = ['LatestCheckpointHook', 'PlainCheckpointHook']
+__all__ = ['PlainCheckpointHook', 'SafeCheckpointHook']

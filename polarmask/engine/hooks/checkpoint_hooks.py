@@ -1,31 +1,47 @@
-"""Hooks that keep checkpoints loadable with ``weights_only=True`` and ``latest.pth`` current."""
+"""Checkpoint hooks: crash-safe saving, exact resumption, ``weights_only=True`` loading.
+
+The configs name both (``configs/_base_/default_runtime.py``):
+
+- :class:`SafeCheckpointHook` as ``default_hooks.checkpoint``, mmengine's ``CheckpointHook``
+  made crash-safe and a source of exact resumption;
+- :class:`PlainCheckpointHook` in ``custom_hooks``, which keeps the runner state of every
+  checkpoint in plain types.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+from typing import Any
 
-from mmengine.dist import is_main_process
-from mmengine.hooks import Hook
+from mmengine.dist import all_gather_object, get_dist_info, is_main_process
+from mmengine.hooks import CheckpointHook, Hook
+from mmengine.logging import print_log
 
-from polarmask.engine.checkpoint import make_checkpoint_plain, restore_checkpoint_objects
+from polarmask.engine.checkpoint import (
+    ATOMIC_BACKEND,
+    AtomicLocalBackend,
+    make_checkpoint_plain,
+    point_latest,
+    restore_checkpoint_objects,
+)
+from polarmask.engine.loops import ResumableEpochBasedTrainLoop, get_rng_state
 from polarmask.registry import HOOKS
 
+_TEMPORARY = re.compile(r'^\..+\.tmp-\d+$')
 
-def point_latest(work_dir: str, target: str) -> None:
-    """Atomically make ``<work_dir>/latest.pth`` a relative symlink to ``target``."""
-    latest = os.path.join(work_dir, 'latest.pth')
-    if os.path.realpath(latest) == os.path.realpath(target):
-        return
-    temporary = os.path.join(work_dir, f'.latest.pth.tmp-{os.getpid()}')
-    if os.path.lexists(temporary):
-        os.remove(temporary)
-    os.symlink(os.path.relpath(target, work_dir), temporary)
-    os.replace(temporary, latest)
+
+def _is_local(path: object) -> bool:
+    return path is None or '://' not in str(path)
 
 
 @HOOKS.register_module()
 class PlainCheckpointHook(Hook):
-    """Store the runner's meta as plain types on save and rebuild it on load."""
+    """Store the runner state as plain types on save and rebuild it on load.
+
+    Checkpoints saved with this hook load with ``torch.load(weights_only=True)``
+    (:func:`~polarmask.engine.checkpoint.make_checkpoint_plain`).
+    """
 
     priority = 'VERY_HIGH'
 
@@ -37,33 +53,103 @@ class PlainCheckpointHook(Hook):
 
 
 @HOOKS.register_module()
-class LatestCheckpointHook(Hook):
-    """Point ``<work_dir>/latest.pth`` at the last checkpoint written.
+class SafeCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` whose checkpoints survive a kill at any moment and resume exactly.
 
-    The original's commands (``tools/dist_test.sh ... work_dirs/.../latest.pth``) rely on it;
-    mmengine itself records the last checkpoint in ``<work_dir>/last_checkpoint``. Runs after
-    a checkpoint hook of another type than ``SafeCheckpointHook`` (which points ``latest.pth``
-    itself when it saves); ``PolarRunner`` registers it only then.
+    Takes ``mmengine.hooks.CheckpointHook``'s arguments. Differences:
+
+    - checkpoints in a local folder are written through the
+      :data:`~polarmask.engine.checkpoint.ATOMIC_BACKEND` file backend (temporary file +
+      rename) unless ``backend_args`` or ``file_client_args`` choose another;
+    - ``last_checkpoint`` is replaced atomically and ``<work_dir>/latest.pth`` re-pointed
+      *before* outdated checkpoints are removed (mmengine removes the oldest one first and
+      rewrites ``last_checkpoint`` in place), so a kill at any moment leaves
+      ``last_checkpoint`` and ``latest.pth`` naming a complete checkpoint;
+    - temporary files left by a killed run are removed when training starts;
+    - every checkpoint holds each rank's random generator states, which
+      :class:`~polarmask.engine.loops.ResumableEpochBasedTrainLoop` restores on resume.
     """
 
-    priority = 'LOWEST'
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if (
+            kwargs.get('backend_args') is None
+            and kwargs.get('file_client_args') is None
+            and _is_local(kwargs.get('out_dir'))
+        ):
+            kwargs['backend_args'] = dict(backend=ATOMIC_BACKEND)
+        super().__init__(*args, **kwargs)
+        self._rng_states: list[dict] | None = None
 
-    def _update(self, runner) -> None:
+    def before_train(self, runner) -> None:
+        is_local = _is_local(self.out_dir)
+        super().before_train(runner)
+        if is_main_process() and is_local and os.path.isdir(self.out_dir):
+            for name in sorted(os.listdir(self.out_dir)):
+                if _TEMPORARY.match(name):
+                    os.remove(os.path.join(self.out_dir, name))
+                    print_log(
+                        f'removed {name!r}, a partial file left in {self.out_dir!r} by a run '
+                        'killed while saving',
+                        logger='current',
+                    )
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self._rng_states is not None:
+            checkpoint['meta']['rng_states'] = self._rng_states
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        loop = getattr(runner, '_train_loop', None)
+        states = checkpoint.get('meta', {}).get('rng_states')
+        if not isinstance(loop, ResumableEpochBasedTrainLoop):
+            return
+        rank, world_size = get_dist_info()
+        if states is not None and len(states) == world_size:
+            loop.resumed_rng_state = states[rank]
+            return
+        print_log(
+            'the checkpoint holds no random generator states for '
+            f'{world_size} process(es) (it has {0 if states is None else len(states)}): '
+            'a resumed run draws other random augmentations than an uninterrupted one',
+            logger='current',
+        )
+
+    def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
+        # Collective: every rank reaches this for every checkpoint (the conditions are global).
+        self._rng_states = all_gather_object(get_rng_state())
+        outdated = []
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                outdated.append(self.keep_ckpt_ids.popleft())
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        try:
+            runner.save_checkpoint(
+                self.out_dir,
+                ckpt_filename,
+                self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=meta,
+                by_epoch=self.by_epoch,
+                backend_args=self.backend_args,
+                **self.args,
+            )
+        finally:
+            self._rng_states = None
         if not is_main_process():
             return
+
         pointer = os.path.join(runner.work_dir, 'last_checkpoint')
-        if not os.path.isfile(pointer):
-            return
-        with open(pointer) as file:
-            target = file.read().strip()
-        if target and os.path.isfile(target):
-            point_latest(runner.work_dir, target)
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        self._update(runner)
-
-    def after_train_epoch(self, runner) -> None:
-        self._update(runner)
-
-    def after_train(self, runner) -> None:
-        self._update(runner)
+        AtomicLocalBackend().put(str(self.last_ckpt).encode(), pointer)
+        if os.path.isfile(self.last_ckpt):
+            point_latest(runner.work_dir, self.last_ckpt)
+        for old_step in outdated:
+            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old_step))
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+            elif self.file_backend.isdir(path):
+                self.file_backend.rmtree(path)

@@ -8,7 +8,6 @@ failure is one error that names the URL and how to pass a local copy instead.
 from __future__ import annotations
 
 import os.path as osp
-import pickle
 from collections import OrderedDict
 
 import torch
@@ -20,6 +19,8 @@ from mmengine.runner.checkpoint import (
     load_state_dict,
 )
 from torch import Tensor, nn
+
+from polarmask.engine.checkpoint import load_local_checkpoint
 
 _ZOO_PREFIXES = {
     'open-mmlab://': 'openmmlab',
@@ -66,22 +67,6 @@ def _download(url: str) -> object:
     )
 
 
-def _load_file(path: str) -> object:
-    path = osp.expanduser(path)
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'pretrained checkpoint {path!r} does not exist: fix init_cfg.checkpoint '
-            f'(e.g. --cfg-options model.backbone.init_cfg.checkpoint=/path/to/weights.pth)'
-        )
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise RuntimeError(
-            f'{path!r} is not a plain weights file (torch.load with weights_only=True refused '
-            f'it: {error}); save its state dict alone with torch.save(state_dict, path)'
-        ) from error
-
-
 def extract_state_dict(checkpoint: object, prefix: str | None = None) -> OrderedDict[str, Tensor]:
     """The state dict inside a loaded checkpoint, without ``module.`` wrappers.
 
@@ -125,7 +110,7 @@ def load_pretrained(module: nn.Module, checkpoint: str, prefix: str | None = Non
     """
     url = resolve_checkpoint_url(checkpoint)
     if url is None:
-        loaded = _load_file(checkpoint)
+        loaded = load_local_checkpoint(checkpoint, map_location='cpu')
     else:
         hub_dir = osp.join(torch.hub.get_dir(), 'checkpoints')
         try:

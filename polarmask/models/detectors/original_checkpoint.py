@@ -10,15 +10,14 @@ the converted model decodes with the default ``angle_convention='current'``.
 
 from __future__ import annotations
 
-import os
 import os.path as osp
 import re
-import tempfile
 from collections import OrderedDict
 
 import torch
 from torch import Tensor
 
+from polarmask.engine.checkpoint import load_local_checkpoint, save_checkpoint_atomically
 from polarmask.models.backbones.pretrained import extract_state_dict
 
 SOURCE_CONVENTIONS = ('auto', 'legacy', 'current')
@@ -111,20 +110,9 @@ def convert_original_checkpoint(
     Returns:
         tuple: number of converted keys, the unmapped input keys, the source convention used.
     """
-    if not osp.isfile(in_path):
-        raise FileNotFoundError(f'checkpoint {in_path!r} does not exist')
-    state_dict = extract_state_dict(torch.load(in_path, map_location='cpu', weights_only=True))
+    state_dict = extract_state_dict(load_local_checkpoint(in_path, map_location='cpu'))
     convention = resolve_convention(state_dict, convention)
     converted, unmapped = convert_original_state_dict(state_dict, convention)
     meta = dict(converted_from=osp.basename(in_path), source_convention=convention)
-    out_dir = osp.dirname(osp.abspath(out_path))
-    os.makedirs(out_dir, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out_dir, suffix='.tmp', delete=False) as tmp:
-        tmp_path = tmp.name
-    try:
-        torch.save(dict(state_dict=converted, meta=meta), tmp_path)
-        os.replace(tmp_path, out_path)
-    finally:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
+    save_checkpoint_atomically(dict(state_dict=converted, meta=meta), out_path)
     return len(converted), unmapped, convention
