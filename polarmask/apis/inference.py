@@ -26,8 +26,8 @@ from mmengine.runner import CheckpointLoader
 from torch import Tensor, nn
 
 from polarmask.engine.checkpoint import weights_only_uri
-from polarmask.evaluation.functional import encode_polygons
 from polarmask.registry import DATASETS, MODELS, TRANSFORMS
+from polarmask.structures import pred_instances_to_numpy
 from polarmask.utils import register_all_modules
 from polarmask.visualization.draw import Color, draw_det_instances
 
@@ -438,15 +438,9 @@ def _prepare(img: ImageInput, index: int, pipelines: tuple[Compose, Compose]) ->
 
 
 def _to_result(data_sample: Any, classes: tuple[str, ...], img_path: str | None) -> DetectionResult:
-    pred = data_sample.pred_instances
     ori_shape = tuple(int(v) for v in data_sample.ori_shape[:2])
-    polygons = pred.polygons.detach().cpu().float().numpy()
     return DetectionResult(
-        bboxes=pred.bboxes.detach().cpu().float().numpy().reshape(-1, 4),
-        scores=pred.scores.detach().cpu().float().numpy().reshape(-1),
-        labels=pred.labels.detach().cpu().long().numpy().reshape(-1),
-        polygons=polygons,
-        masks=encode_polygons(polygons, ori_shape),
+        **pred_instances_to_numpy(data_sample.pred_instances, ori_shape),
         classes=classes,
         ori_shape=ori_shape,
         img_path=img_path,

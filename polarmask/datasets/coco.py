@@ -21,9 +21,9 @@ from typing import Any
 from mmengine.dataset import BaseDataset
 from mmengine.fileio import load
 from mmengine.logging import print_log
-from pycocotools import mask as mask_utils
 
 from polarmask.registry import DATASETS, TRANSFORMS
+from polarmask.structures.mask import is_rle, segmentation_areas
 
 DEFAULT_FILTER_CFG: dict[str, Any] = dict(
     filter_empty_gt=True, min_size=32, min_ann_area=15, min_ann_side=10, min_mask_pixels=15
@@ -68,10 +68,6 @@ def _merge_filter_cfg(filter_cfg: dict | None) -> dict[str, Any]:
         )
     merged.update(filter_cfg or {})
     return merged
-
-
-def _is_rle(segmentation: Any) -> bool:
-    return isinstance(segmentation, dict)
 
 
 @DATASETS.register_module()
@@ -348,7 +344,7 @@ class CocoInsSegDataset(BaseDataset):
 
         if min_pixels is None and all(area is not None for _, area, _ in candidates):
             return [instance for instance, _, _ in candidates]
-        pixels = self._mask_pixels([i['mask'] for i, _, _ in candidates], height, width)
+        pixels = segmentation_areas([i['mask'] for i, _, _ in candidates], height, width)
         instances = []
         for (instance, area, where), num_pixels in zip(candidates, pixels, strict=True):
             if min_area is not None and area is None and num_pixels <= min_area:
@@ -367,7 +363,7 @@ class CocoInsSegDataset(BaseDataset):
         if not segmentation:
             skips.add('annotations without a segmentation', where)
             return None
-        if _is_rle(segmentation):
+        if is_rle(segmentation):
             size = list(segmentation.get('size', []))
             if size != [image['height'], image['width']]:
                 raise ValueError(
@@ -383,23 +379,6 @@ class CocoInsSegDataset(BaseDataset):
             skips.add('annotations without a valid polygon', where)
             return None
         return polygons
-
-    @staticmethod
-    def _mask_pixels(segmentations: list[list | dict], height: int, width: int) -> list[int]:
-        """Pixel count of each rasterised segmentation, polygons of one image in one call."""
-        polygons = [p for s in segmentations if not _is_rle(s) for p in s]
-        polygon_rles = iter(mask_utils.frPyObjects(polygons, height, width) if polygons else [])
-        counts = []
-        for segmentation in segmentations:
-            if _is_rle(segmentation):
-                rle = segmentation
-                if isinstance(rle['counts'], list):
-                    rle = mask_utils.frPyObjects(rle, height, width)
-            else:
-                parts = [next(polygon_rles) for _ in segmentation]
-                rle = parts[0] if len(parts) == 1 else mask_utils.merge(parts)
-            counts.append(int(mask_utils.area(rle)))
-        return counts
 
     def _check_files(self, data_list: list[dict]) -> None:
         missing = [

@@ -37,10 +37,10 @@ import cv2
 import numpy as np
 from mmengine.dist import barrier, get_dist_info
 from mmengine.logging import print_log
-from pycocotools import mask as mask_utils
 
 from polarmask.datasets.coco import CocoInsSegDataset
 from polarmask.registry import DATASETS
+from polarmask.structures.mask import masks_to_rles, segmentation_areas
 
 SHAPE_CATEGORIES: tuple[dict[str, Any], ...] = (
     dict(id=1, name='ellipse', supercategory='round'),
@@ -536,12 +536,10 @@ def encode_instance(mask: np.ndarray, encoding: str = 'polygon') -> dict[str, An
         if not contours:
             return None
         segmentation: Any = [(c.reshape(-1) + 0.5).tolist() for c in contours]
-        area = int(
-            mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width)))
-        )
+        (area,) = segmentation_areas([segmentation], height, width)
     elif encoding == 'rle':
-        rle = mask_utils.encode(np.asfortranarray(mask))
-        segmentation = dict(size=[height, width], counts=rle['counts'].decode('ascii'))
+        (rle,) = masks_to_rles(mask[None])
+        segmentation = dict(size=[height, width], counts=rle['counts'])
         area = num_pixels
     elif encoding == 'uncompressed':
         flat = mask.ravel(order='F')

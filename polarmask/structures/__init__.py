@@ -1,3 +1,3 @@
-from .det_data_sample import DetDataSample, SampleList
+from .det_data_sample import DetDataSample, SampleList, pred_instances_to_numpy
 
-__all__ = ['DetDataSample', 'SampleList']
+__all__ = ['DetDataSample', 'SampleList', 'pred_instances_to_numpy']

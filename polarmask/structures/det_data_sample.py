@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 from mmengine.structures import BaseDataElement, InstanceData
+
+from polarmask.structures.mask import polygons_to_rles, to_numpy
 
 
 class DetDataSample(BaseDataElement):
@@ -59,3 +65,33 @@ class DetDataSample(BaseDataElement):
 
 
 SampleList = list[DetDataSample]
+
+
+def pred_instances_to_numpy(
+    pred_instances: InstanceData | Mapping[str, Any], ori_shape: tuple[int, int]
+) -> dict[str, Any]:
+    """The predictions of one image as numpy arrays plus RLE masks, in original-image pixels.
+
+    The one conversion behind the inference API, :class:`~polarmask.evaluation.CocoMetric` and
+    :class:`~polarmask.evaluation.DumpDetResults`.
+
+    Args:
+        pred_instances: ``bboxes`` (n, 4), ``scores`` (n,), ``labels`` (n,) and optionally
+            ``polygons`` (n, R, 2), tensors on any device or arrays (an ``InstanceData`` or the
+            dict a data sample becomes in a metric).
+        ori_shape: (H, W) of the original image, the canvas of the masks.
+
+    Returns:
+        dict: ``bboxes`` float32 (n, 4) x1y1x2y2, ``scores`` float32 (n,), ``labels`` int64 (n,)
+        and, with polygons, ``polygons`` float32 (n, R, 2) and ``masks`` (n compressed RLEs
+        ``dict(size=[H, W], counts=str)`` of the polygons rasterised the original's way).
+    """
+    result = dict(
+        bboxes=to_numpy(pred_instances['bboxes']).astype(np.float32).reshape(-1, 4),
+        scores=to_numpy(pred_instances['scores']).astype(np.float32).reshape(-1),
+        labels=to_numpy(pred_instances['labels']).astype(np.int64).reshape(-1),
+    )
+    if 'polygons' in pred_instances:
+        result['polygons'] = to_numpy(pred_instances['polygons']).astype(np.float32)
+        result['masks'] = polygons_to_rles(result['polygons'], tuple(ori_shape))
+    return result

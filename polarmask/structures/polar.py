@@ -12,7 +12,8 @@ Conventions kept from the original PolarMask (``../shared/REFERENCE.md`` §0, §
   ``x = cx + d*sin(t), y = cy + d*cos(t)``. This matches the targets' ``atan2(dx, dy)``.
 * Angles ('legacy', the released checkpoints of 2019-10): 0 degrees points left (-x), 90 down;
   ``x = cx - d*cos(t), y = cy + d*sin(t)``.
-* Polygons are rasterised by truncating the points to integers and filling them with OpenCV.
+* Polygons become pixels in ``polarmask.structures.mask`` (vertices truncated to integers, filled
+  with OpenCV).
 """
 
 from __future__ import annotations
@@ -132,35 +133,7 @@ def polygons_to_bboxes(polygons: Tensor) -> Tensor:
     return torch.cat((polygons.amin(dim=1), polygons.amax(dim=1)), dim=-1)
 
 
-def polygon_to_mask(polygon: np.ndarray | Tensor, shape: tuple[int, int]) -> np.ndarray:
-    """Rasterise one polygon the original's way: truncate vertices to int, fill with OpenCV.
-
-    Args:
-        polygon: (R, 2) vertices (x, y) in pixels of the target canvas.
-        shape: (H, W) of the canvas.
-
-    Returns:
-        np.ndarray: (H, W) uint8 mask with 1 inside.
-    """
-    if isinstance(polygon, Tensor):
-        polygon = polygon.detach().cpu().numpy()
-    vertices = np.trunc(np.asarray(polygon, dtype=np.float64)).astype(np.int32).reshape(-1, 1, 2)
-    canvas = np.zeros(shape, dtype=np.uint8)
-    cv2.drawContours(canvas, [vertices], -1, 1, -1)
-    return canvas
-
-
-def polygons_to_masks(polygons: np.ndarray | Tensor, shape: tuple[int, int]) -> np.ndarray:
-    """Rasterise polygons: (P, R, 2) -> (P, H, W) uint8 masks (see :func:`polygon_to_mask`)."""
-    if isinstance(polygons, Tensor):
-        polygons = polygons.detach().cpu().numpy()
-    masks = np.zeros((len(polygons), *shape), dtype=np.uint8)
-    for index, polygon in enumerate(polygons):
-        masks[index] = polygon_to_mask(polygon, shape)
-    return masks
-
-
-# --- Target side (REFERENCE §3.4, §3.6, §4) -----------------------------------------------------
+# --- Target side ---------------------------------------------------------------------------------
 
 RAY_SEARCH_OFFSETS = (0, 1, -1, 2, -2, 3, -3)
 """Integer-degree bins tried for the ray at angle a, in priority order: a, a+1, a-1, ..., a-3."""

@@ -20,7 +20,8 @@ from polarmask.apis import (
     load_config,
 )
 from polarmask.datasets.shapes import SHAPES_CLASSES
-from polarmask.structures.polar import polygon_to_mask, ray_directions
+from polarmask.structures.mask import polygon_to_mask
+from polarmask.structures.polar import ray_directions
 from tests.test_apis.demo_model import (
     BOX_SIDE,
     CONFIG,

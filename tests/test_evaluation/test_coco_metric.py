@@ -18,7 +18,7 @@ from pycocotools.cocoeval import COCOeval
 
 from polarmask.evaluation import CocoMetric, DumpDetResults
 from polarmask.structures import DetDataSample
-from polarmask.structures.polar import polygons_to_masks
+from polarmask.structures.mask import polygons_to_masks
 
 HEIGHT, WIDTH = 120, 160
 CATEGORIES = [dict(id=3, name='cat'), dict(id=7, name='dog')]

@@ -12,7 +12,7 @@ from mmengine.structures import InstanceData
 
 from polarmask.registry import HOOKS, VISUALIZERS
 from polarmask.structures import DetDataSample
-from polarmask.structures.polar import polygons_to_masks
+from polarmask.structures.mask import polygons_to_masks
 from polarmask.visualization import (
     DetVisualizationHook,
     PolarVisualizer,

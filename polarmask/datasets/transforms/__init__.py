@@ -1,6 +1,6 @@
 from .formatting import PackPolarInputs
 from .geometric import Pad, RandomFlip, RandomResize, Resize, flip_masks, resize_masks
-from .loading import LoadAnnotations, LoadImageFromFile, segmentations_to_masks
+from .loading import LoadAnnotations, LoadImageFromFile
 from .polar_contours import PolarContours
 
 __all__ = [
@@ -14,5 +14,4 @@ __all__ = [
     'Resize',
     'flip_masks',
     'resize_masks',
-    'segmentations_to_masks',
 ]

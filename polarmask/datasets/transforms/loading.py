@@ -5,14 +5,13 @@ Naming convention for shapes: G instances (crowd included), H x W the original i
 
 from __future__ import annotations
 
-import cv2
 import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine.fileio import get
-from pycocotools import mask as mask_utils
 
 from polarmask.registry import TRANSFORMS
+from polarmask.structures.mask import segmentations_to_masks
 
 
 @TRANSFORMS.register_module()
@@ -71,36 +70,6 @@ class LoadImageFromFile(BaseTransform):
             f'{self.__class__.__name__}(color_type={self.color_type!r}, '
             f'imdecode_backend={self.imdecode_backend!r}, to_float32={self.to_float32})'
         )
-
-
-def segmentations_to_masks(segmentations: list, height: int, width: int) -> np.ndarray:
-    """Rasterise COCO segmentations with pycocotools (``annToMask``), all in one decode call.
-
-    Args:
-        segmentations: G polygon lists (``[[x0, y0, x1, y1, ...], ...]``), uncompressed RLE
-            (``counts`` a list) or compressed RLE (``counts`` a string or bytes).
-        height: Image height in pixels.
-        width: Image width in pixels.
-
-    Returns:
-        np.ndarray: (G, H, W) uint8 masks with 1 inside.
-    """
-    if not segmentations:
-        return np.zeros((0, height, width), dtype=np.uint8)
-    rles = []
-    for segmentation in segmentations:
-        if isinstance(segmentation, list):
-            rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-        elif isinstance(segmentation['counts'], list):
-            rle = mask_utils.frPyObjects(segmentation, height, width)
-        else:
-            rle = segmentation
-        rles.append(rle)
-    decoded = mask_utils.decode(rles)  # (H, W, G) in Fortran order: mask g is stored transposed
-    masks = np.empty((len(rles), height, width), dtype=np.uint8)
-    for index, out in enumerate(masks):
-        cv2.transpose(decoded[:, :, index].T, dst=out)
-    return masks
 
 
 @TRANSFORMS.register_module()

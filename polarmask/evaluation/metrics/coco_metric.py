@@ -24,8 +24,9 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from terminaltables import AsciiTable
 
-from polarmask.evaluation.functional import encode_polygons, to_numpy, xyxy_to_coco_xywh
+from polarmask.evaluation.functional import xyxy_to_coco_xywh
 from polarmask.registry import METRICS
+from polarmask.structures import pred_instances_to_numpy
 
 METRIC_TYPES = ('segm', 'bbox')
 BACKENDS = ('pycocotools', 'faster-coco-eval')
@@ -59,7 +60,7 @@ class CocoMetric(BaseMetric):
     """COCO mask and box AP of PolarMask predictions.
 
     ``process`` rasterises each image's ``pred_instances.polygons`` (original-image pixels) with
-    :func:`polarmask.structures.polar.polygons_to_masks` and keeps only RLEs, so the results that
+    :func:`polarmask.structures.mask.polygons_to_rles` and keeps only RLEs, so the results that
     mmengine gathers from all ranks stay small. ``compute_metrics`` writes
     ``PREFIX.bbox.json`` and ``PREFIX.segm.json``, evaluates each requested type on the images
     that have results, logs pycocotools' 12 numbers and a per-class AP table, and returns
@@ -118,17 +119,10 @@ class CocoMetric(BaseMetric):
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Keep each image's boxes, scores, labels and RLE masks (original-image pixels)."""
         for sample in data_samples:
-            pred = sample['pred_instances']
             shape = tuple(int(v) for v in sample['ori_shape'])
-            result = dict(
-                img_id=int(sample['img_id']),
-                bboxes=to_numpy(pred['bboxes']).astype(np.float32).reshape(-1, 4),
-                scores=to_numpy(pred['scores']).astype(np.float32).reshape(-1),
-                labels=to_numpy(pred['labels']).astype(np.int64).reshape(-1),
-            )
-            if 'polygons' in pred:
-                result['masks'] = encode_polygons(pred['polygons'], shape)
-            self.results.append(result)
+            result = pred_instances_to_numpy(sample['pred_instances'], shape)
+            result.pop('polygons', None)  # the RLEs are what is evaluated; keep results small
+            self.results.append(dict(img_id=int(sample['img_id']), **result))
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         """Write the result jsons and evaluate them with COCOeval."""

@@ -8,12 +8,11 @@ import pickle
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from polarmask.evaluation.functional import encode_polygons, to_numpy
 from polarmask.registry import METRICS
+from polarmask.structures import pred_instances_to_numpy
 
 
 @METRICS.register_module()
@@ -42,19 +41,9 @@ class DumpDetResults(BaseMetric):
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Keep each image's predictions as numpy arrays plus RLE masks."""
         for sample in data_samples:
-            pred = sample['pred_instances']
             shape = tuple(int(v) for v in sample['ori_shape'])
-            result = dict(
-                img_id=int(sample['img_id']),
-                ori_shape=shape,
-                bboxes=to_numpy(pred['bboxes']).astype(np.float32).reshape(-1, 4),
-                scores=to_numpy(pred['scores']).astype(np.float32).reshape(-1),
-                labels=to_numpy(pred['labels']).astype(np.int64).reshape(-1),
-            )
-            if 'polygons' in pred:
-                result['polygons'] = to_numpy(pred['polygons']).astype(np.float32)
-                result['masks'] = encode_polygons(result['polygons'], shape)
-            self.results.append(result)
+            result = pred_instances_to_numpy(sample['pred_instances'], shape)
+            self.results.append(dict(img_id=int(sample['img_id']), ori_shape=shape, **result))
 
     def compute_metrics(self, results: list) -> dict:
         """Write the pickle atomically; no metrics."""

@@ -9,7 +9,8 @@ from mmengine.structures import InstanceData
 
 from polarmask.models.heads import PolarMaskHead
 from polarmask.structures import DetDataSample
-from polarmask.structures.polar import mask_contour, polygons_to_masks
+from polarmask.structures.mask import polygons_to_masks
+from polarmask.structures.polar import mask_contour
 
 IMG = 128
 STRIDES = (8, 16, 32, 64, 128)
