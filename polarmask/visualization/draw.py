@@ -242,6 +242,8 @@ def draw_rays(
         np.ndarray: (H, W, 3) uint8 drawn copy.
     """
     points = _int_points(_as_numpy(points).reshape(-1, 2))  # (P, 1, 2)
+    if not len(points):
+        return img.copy()
     ends = _int_points(_as_numpy(polygons).reshape(-1, 2)).reshape(len(points), -1, 1, 2)
     segments = np.concatenate(
         (np.broadcast_to(points[:, None], ends.shape), ends), axis=2
@@ -268,7 +270,8 @@ def draw_polar_targets(
 
     The image is faded towards white; each instance gets its own colour: its contour, mass
     centre (large dot) and class name, its positive points (small dots) and their target rays
-    to the contour.
+    to the contour. An instance without positive points, which nothing learns, is drawn all the
+    same, its name followed by ``: no positive point``.
 
     Args:
         img: (H, W, 3) uint8 BGR network input; not modified.
@@ -287,8 +290,15 @@ def draw_polar_targets(
     """
     labels = _as_numpy(labels).astype(np.int64).reshape(-1)
     palette = get_palette(len(labels))
-    names = _label_texts(labels, class_names, None)
-    pos_colors = [palette[index] for index in _as_numpy(pos_instances).reshape(-1).tolist()]
+    pos_instances = _as_numpy(pos_instances).astype(np.int64).reshape(-1)
+    learned = np.bincount(pos_instances, minlength=len(labels)) > 0  # (G,)
+    names = [
+        name if is_learned else f'{name}: no positive point'
+        for name, is_learned in zip(
+            _label_texts(labels, class_names, None), learned.tolist(), strict=True
+        )
+    ]
+    pos_colors = [palette[index] for index in pos_instances.tolist()]
     faded = cv2.addWeighted(img, 1 - fade, np.full_like(img, 255), fade, 0)
     canvas = draw_rays(faded, pos_points, pos_polygons, pos_colors, alpha=ray_alpha)
     canvas = draw_gt_instances(

@@ -96,3 +96,24 @@ def test_draw_polar_targets_colours_each_instance():
     first, second = drawn[20, 20], drawn[50, 50]
     assert (first != second).any()  # one colour per instance, though both are class 0
     assert (drawn[20, 24] != drawn[2, 2]).any()  # a ray over the faded background
+
+
+def test_browse_dataset_draws_and_names_instances_without_positive_points(
+    tmp_path, data_root, capsys
+):
+    out = tmp_path / 'browse'
+    # Regress ranges that no shape fits: no point is positive for anything.
+    browse_dataset.main(
+        [CONFIG, '--output-dir', str(out), '--not-show', '--max-images', '1', '--cfg-options']
+        + [f'train_dataloader.dataset.data_root={data_root}']
+        + ['model.bbox_head.regress_ranges=((-1,0),(0,1))']
+    )
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert '0 positive points; no positive point, nothing learns: #0 ' in line
+    assert cv2.imread(str(out / '000001.png')) is not None
+
+
+def test_draw_rays_without_points_returns_the_image():
+    img = np.full((20, 40, 3), 7, np.uint8)
+    drawn = draw_rays(img, np.zeros((0, 2)), np.zeros((0, 36, 2)), [])
+    assert drawn is not img and (drawn == img).all()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
+from collections.abc import Sequence
 
 import mmcv
 import numpy as np
@@ -97,6 +98,25 @@ def positive_targets(
     return points, polygons, instances
 
 
+def _unlearned_note(labels: Tensor, instances: Tensor, class_names: Sequence[str] | None) -> str:
+    """``'; no positive point, nothing learns: #2 circle, ...'`` or ``''`` when all are learned.
+
+    Args:
+        labels: (G,) labels of the sample's instances.
+        instances: (P,) index of the instance each positive point is assigned to.
+        class_names: the dataset's class names.
+    """
+    learned = torch.bincount(instances, minlength=len(labels)) > 0  # (G,)
+    unlearned = [
+        f'#{index} {class_names[label] if class_names else f"class {label}"}'
+        for index, (label, is_learned) in enumerate(
+            zip(labels.tolist(), learned.tolist(), strict=True)
+        )
+        if not is_learned
+    ]
+    return f'; no positive point, nothing learns: {", ".join(unlearned)}' if unlearned else ''
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     with report_errors(args.config):
@@ -138,9 +158,10 @@ def main(argv: list[str] | None = None) -> None:
             name = osp.splitext(osp.basename(data_sample.img_path))[0]
             if args.output_dir is not None:
                 mmcv.imwrite(drawn, osp.join(args.output_dir, f'{name}.png'))
+            note = _unlearned_note(gt_instances.labels, instances, class_names)
             print(
                 f'{data_sample.img_path}: {len(gt_instances.labels)} instances, '
-                f'{len(points)} positive points'
+                f'{len(points)} positive points{note}'
             )
             if not args.not_show:
                 mmcv.imshow(drawn, win_name=name, wait_time=int(args.show_interval * 1000))
