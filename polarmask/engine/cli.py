@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -16,6 +17,9 @@ import traceback
 from collections.abc import Iterator
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+
+from polarmask.visualization.display import display_problem
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
@@ -213,14 +217,27 @@ def config_for_testing(args: argparse.Namespace) -> Config:
         evaluators.append(dict(type='DumpDetResults', out_file_path=args.out))
     cfg.test_evaluator = evaluators
 
-    if args.show or args.show_dir:
+    show = args.show
+    problem = display_problem() if show else None
+    if problem is not None:
+        if not args.show_dir:
+            raise RuntimeError(
+                f'--show: {problem}: write the drawings to files with --show-dir DIR instead'
+            )
+        print_log(
+            f'--show: {problem}: only writing the drawings to --show-dir {args.show_dir}',
+            logger='current',
+            level=logging.WARNING,
+        )
+        show = False
+    if show or args.show_dir:
         visualization = cfg.default_hooks.get('visualization')
         if visualization is None:
             raise KeyError(
                 f'{args.config}: --show/--show-dir need default_hooks.visualization in the config'
             )
         visualization.draw = True
-        visualization.show = args.show
+        visualization.show = show
         visualization.wait_time = args.wait_time
         visualization.score_thr = args.score_thr
         if args.show_dir:

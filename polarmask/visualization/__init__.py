@@ -1,3 +1,4 @@
+from .display import display_problem
 from .draw import (
     draw_boxes,
     draw_det_instances,
@@ -15,6 +16,7 @@ from .local_visualizer import PolarVisualizer
 __all__ = [
     'DetVisualizationHook',
     'PolarVisualizer',
+    'display_problem',
     'draw_boxes',
     'draw_det_instances',
     'draw_gt_instances',

@@ -1,5 +1,7 @@
 """The seed's command lines and mmdetection 3.x's parse into the intended runner configs."""
 
+import sys
+
 import pytest
 
 from polarmask.engine.cli import (
@@ -11,6 +13,7 @@ from polarmask.engine.cli import (
 
 R50_4GPU = 'configs/polarmask/4gpu/polar_768_1x_r50.py'
 R50_32GPU = 'configs/polarmask/32gpu/polar_768_1x_r50.py'
+DEMO = 'configs/polarmask/demo/polar_shapes_r18.py'
 
 
 def test_seed_4gpu_command_with_launcher_given_twice():
@@ -99,3 +102,17 @@ def test_missing_config_names_the_file():
     args = build_train_parser().parse_args(['configs/nope.py'])
     with pytest.raises(FileNotFoundError, match='configs/nope.py'):
         config_for_training(args)
+
+
+def test_test_show_without_a_display_is_refused_or_writes_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, 'platform', 'linux')
+    for name in ('DISPLAY', 'WAYLAND_DISPLAY', 'QT_QPA_PLATFORM'):
+        monkeypatch.delenv(name, raising=False)
+    checkpoint = tmp_path / 'latest.pth'
+    checkpoint.write_bytes(b'')
+    args = build_test_parser().parse_args([DEMO, str(checkpoint), '--show'])
+    with pytest.raises(RuntimeError, match='--show: .*--show-dir DIR instead'):
+        config_for_testing(args)
+    args = build_test_parser().parse_args([DEMO, str(checkpoint), '--show', '--show-dir', 'vis'])
+    visualization = config_for_testing(args).default_hooks.visualization
+    assert visualization.show is False and visualization.test_out_dir == 'vis'

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import cv2
+import mmcv
 import numpy as np
 import pytest
 import torch
@@ -117,3 +119,24 @@ def test_draw_rays_without_points_returns_the_image():
     img = np.full((20, 40, 3), 7, np.uint8)
     drawn = draw_rays(img, np.zeros((0, 2)), np.zeros((0, 36, 2)), [])
     assert drawn is not img and (drawn == img).all()
+
+
+def test_browse_dataset_without_a_display_writes_files_or_says_why(
+    tmp_path, data_root, capsys, monkeypatch
+):
+    def abort(*args, **kwargs):
+        raise AssertionError('imshow without a display aborts the process (Qt, exit 134)')
+
+    monkeypatch.setattr(mmcv, 'imshow', abort)
+    monkeypatch.setattr(sys, 'platform', 'linux')
+    for name in ('DISPLAY', 'WAYLAND_DISPLAY', 'QT_QPA_PLATFORM'):
+        monkeypatch.delenv(name, raising=False)
+    options = ['--cfg-options', f'train_dataloader.dataset.data_root={data_root}']
+    out = tmp_path / 'browse'
+    browse_dataset.main([CONFIG, '--output-dir', str(out), '--max-images', '1', *options])
+    assert 'not showing the drawings, only writing them to' in capsys.readouterr().out
+    assert [p.name for p in out.iterdir()] == ['000001.png']
+    with pytest.raises(SystemExit):
+        browse_dataset.main([CONFIG, '--max-images', '1', *options])
+    error = next(line for line in capsys.readouterr().err.splitlines() if 'error:' in line)
+    assert 'cannot show the drawings' in error and '--output-dir DIR --not-show' in error

@@ -8,7 +8,8 @@ Each sample of ``train_dataloader.dataset`` goes through the training pipeline (
 ground-truth contour, the mass centre (large dot), the positive points (small dots) that
 ``PolarTarget`` assigns to it with the model's strides, regress ranges, sampling radius and
 number of rays, and each positive's target rays to the contour. Images are written to
-``DIR/<image name>.png`` and shown in a window unless ``--not-show``.
+``DIR/<image name>.png`` and shown in a window unless ``--not-show``; without a display they are
+only written (with ``--output-dir``) or the command stops with one line saying so.
 
 Naming convention for shapes: P points, G instances, R rays.
 """
@@ -31,7 +32,7 @@ from polarmask.registry import DATASETS, MODELS
 from polarmask.structures import DetDataSample
 from polarmask.structures.polar import featmap_sizes_for, rays_to_polygons
 from polarmask.utils import register_all_modules
-from polarmask.visualization import draw_polar_targets
+from polarmask.visualization import display_problem, draw_polar_targets
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,11 +84,11 @@ def positive_targets(
     divisor = pad_size_divisor
     pad_shape = (-(-height // divisor) * divisor, -(-width // divisor) * divisor)
     featmap_sizes = featmap_sizes_for(pad_shape, head.strides)
-    mlvl_points = head.prior_points(featmap_sizes, torch.float32, torch.device('cpu'))
     labels, bbox_targets, ray_targets = head.target_generator.get_targets(
-        mlvl_points, [gt_instances], head.num_classes
+        featmap_sizes, [gt_instances], head.num_classes
     )  # (1, P), (1, P, 4), (1, P, R)
     positive = labels[0] < head.num_classes
+    mlvl_points = head.prior_points(featmap_sizes, torch.float32, torch.device('cpu'))
     points = torch.cat(mlvl_points)[positive]
     polygons = rays_to_polygons(points, ray_targets[0][positive], None, head.angle_convention)
     # The gt of a positive is the one whose box its l, t, r, b targets reach.
@@ -123,6 +124,16 @@ def main(argv: list[str] | None = None) -> None:
         register_all_modules()
         if not osp.isfile(args.config):
             raise FileNotFoundError(f"config '{args.config}' does not exist")
+        show = not args.not_show
+        problem = display_problem() if show else None
+        if problem is not None:
+            if args.output_dir is None:
+                raise RuntimeError(
+                    f'{problem}: cannot show the drawings; write them to files with '
+                    '--output-dir DIR --not-show'
+                )
+            print(f'{problem}: not showing the drawings, only writing them to {args.output_dir}')
+            show = False
         cfg = Config.fromfile(args.config)
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
@@ -163,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
                 f'{data_sample.img_path}: {len(gt_instances.labels)} instances, '
                 f'{len(points)} positive points{note}'
             )
-            if not args.not_show:
+            if show:
                 mmcv.imshow(drawn, win_name=name, wait_time=int(args.show_interval * 1000))
 
 
