@@ -11,13 +11,7 @@ def main() -> None:
     with report_errors(args.config):
         register_all_modules()
         cfg = config_for_training(args)
-        runner = RUNNERS.build(cfg)
-        try:
-            runner.train()
-        except FloatingPointError as error:
-            raise FloatingPointError(
-                f'iteration {runner.iter + 1} (epoch {runner.epoch + 1}): {error}'
-            ) from error
+        RUNNERS.build(cfg).train()
 
 
 if __name__ == '__main__':

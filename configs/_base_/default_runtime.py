@@ -10,8 +10,12 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'),
 )
-# Checkpoints in plain types, loadable with torch.load(weights_only=True).
-custom_hooks = [dict(type='PlainCheckpointHook')]
+custom_hooks = [
+    # Checkpoints in plain types, loadable with torch.load(weights_only=True).
+    dict(type='PlainCheckpointHook'),
+    # Stops at the first NaN/inf loss, naming the iteration, the losses and the images.
+    dict(type='CheckInvalidLossHook'),
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

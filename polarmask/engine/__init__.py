@@ -1,10 +1,11 @@
 from . import checkpoint
-from .hooks import PlainCheckpointHook, SafeCheckpointHook
+from .hooks import CheckInvalidLossHook, PlainCheckpointHook, SafeCheckpointHook
 from .loops import ResumableEpochBasedTrainLoop
 from .optim_constructor import GroupedOptimWrapperConstructor, merge_param_groups
 from .runner import PolarRunner
 
 __all__ = [
+    'CheckInvalidLossHook',
     'GroupedOptimWrapperConstructor',
     'PlainCheckpointHook',
     'PolarRunner',

@@ -126,6 +126,28 @@ def test_resume_with_other_optimizer_groups_names_the_fix(trained):
     assert not (work_dir / 'other_groups' / 'epoch_2.pth').exists()
 
 
+def test_diverging_training_stops_at_the_first_non_finite_loss(trained):
+    data_root, work_dir, options = trained
+    result = _run(
+        [
+            'tools/train.py',
+            DEMO,
+            '--work-dir',
+            str(work_dir / 'diverged'),
+            '--cfg-options',
+            *options,
+            'optim_wrapper.optimizer.lr=1e30',
+            'train_cfg.max_epochs=1',
+        ],
+        returncode=1,
+        timeout=300,
+    )
+    error = result.stderr.strip().splitlines()[-2]
+    assert 'FloatingPointError: non-finite loss at iteration 2 (epoch 1): loss=' in error
+    assert f"'{data_root}/train/" in error  # the images of the batch
+    assert not list((work_dir / 'diverged').glob('*.pth'))
+
+
 def test_test_writes_results_and_evaluates(trained):
     _, work_dir, options = trained
     out = work_dir / 'res.pkl'

@@ -1,3 +1,4 @@
+from .check_invalid_loss_hook import CheckInvalidLossHook
 from .checkpoint_hooks import PlainCheckpointHook, SafeCheckpointHook
 
-__all__ = ['PlainCheckpointHook', 'SafeCheckpointHook']
+__all__ = ['CheckInvalidLossHook', 'PlainCheckpointHook', 'SafeCheckpointHook']

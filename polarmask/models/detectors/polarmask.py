@@ -4,41 +4,11 @@ from __future__ import annotations
 
 import copy
 
-import torch
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from polarmask.registry import MODELS
 from polarmask.structures import SampleList
-
-
-def check_finite_losses(losses: dict[str, Tensor], data_samples: SampleList | None) -> None:
-    """Raise if any loss is NaN or infinite, naming the loss and the images of the batch.
-
-    Args:
-        losses: loss name -> tensor.
-        data_samples: the batch, for the image paths in the message.
-
-    Raises:
-        FloatingPointError: a loss is not finite.
-    """
-    values = [value.detach().float().sum() for value in losses.values()]
-    if not values or bool(torch.isfinite(torch.stack(values)).all()):
-        return
-    bad = [
-        f'{name}={value.item()}'
-        for name, value in zip(losses, values, strict=True)
-        if not torch.isfinite(value)
-    ]
-    images = [
-        sample.metainfo.get('img_path', sample.metainfo.get('img_id', '?'))
-        for sample in data_samples or []
-    ]
-    raise FloatingPointError(
-        f'non-finite loss: {", ".join(bad)} (batch images: {images}). Training diverged or an '
-        f'annotation is degenerate: lower the learning rate / lengthen the warmup, or check '
-        f"those images' annotations."
-    )
 
 
 @MODELS.register_module()
@@ -106,10 +76,8 @@ class PolarMask(BaseModel):
         raise ValueError(f"invalid mode {mode!r}: use 'loss', 'predict' or 'tensor'")
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict[str, Tensor]:
-        """Losses of a batch; raises ``FloatingPointError`` if one is not finite."""
-        losses = self.bbox_head.loss(self.extract_feat(inputs), data_samples)
-        check_finite_losses(losses, data_samples)
-        return losses
+        """Losses of a batch (``CheckInvalidLossHook`` stops training on a non-finite one)."""
+        return self.bbox_head.loss(self.extract_feat(inputs), data_samples)
 
     def predict(self, inputs: Tensor, data_samples: SampleList, rescale: bool = True) -> SampleList:
         """Detections per image in ``pred_instances`` (original pixels when ``rescale``)."""
