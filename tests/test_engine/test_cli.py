@@ -3,6 +3,7 @@
 import sys
 
 import pytest
+import torch
 
 from polarmask.engine.cli import (
     build_test_parser,
@@ -52,7 +53,8 @@ def test_original_resume_validate_seed_spellings():
     assert cfg.val_dataloader is not None
 
 
-def test_mmdet3_flags():
+def test_mmdet3_flags(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)  # for --amp
     args = build_train_parser().parse_args(
         [
             R50_4GPU,
@@ -116,3 +118,10 @@ def test_test_show_without_a_display_is_refused_or_writes_files(tmp_path, monkey
     args = build_test_parser().parse_args([DEMO, str(checkpoint), '--show', '--show-dir', 'vis'])
     visualization = config_for_testing(args).default_hooks.visualization
     assert visualization.show is False and visualization.test_out_dir == 'vis'
+
+
+def test_amp_without_cuda_is_one_clear_refusal(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    args = build_train_parser().parse_args([DEMO, '--amp'])
+    with pytest.raises(RuntimeError, match='^--amp needs CUDA .*train without --amp'):
+        config_for_training(args)
