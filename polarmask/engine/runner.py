@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable, Iterator
 
 import torch
+from mmengine.dist import master_only
 from mmengine.model import MMDistributedDataParallel
 from mmengine.runner import Runner
 
@@ -83,6 +84,20 @@ class PolarRunner(Runner):
             'find_unused_parameters', self.cfg.get('find_unused_parameters', False)
         )
         return MODEL_WRAPPERS.build(wrapper_cfg, default_args=dict(module=model))
+
+    @master_only
+    def dump_config(self) -> None:
+        """Save the config: a training run into the work dir (as mmengine), any other run into
+        its own ``<work_dir>/<timestamp>/`` beside its log.
+
+        ``tools/test.py`` drops the training parts of the config; dumped into the work dir, that
+        copy would replace the one training saved there (same file name).
+        """
+        if self._train_loop is not None:
+            super().dump_config()
+            return
+        name = os.path.basename(self.cfg.filename) if self.cfg.filename else 'config.py'
+        self.cfg.dump(os.path.join(self.log_dir, name))
 
     def resume(
         self,

@@ -4,6 +4,7 @@ import sys
 
 import pytest
 import torch
+from mmengine.registry import RUNNERS
 
 from polarmask.engine.cli import (
     build_test_parser,
@@ -11,6 +12,7 @@ from polarmask.engine.cli import (
     config_for_testing,
     config_for_training,
 )
+from polarmask.utils import register_all_modules
 
 R50_4GPU = 'configs/polarmask/4gpu/polar_768_1x_r50.py'
 R50_32GPU = 'configs/polarmask/32gpu/polar_768_1x_r50.py'
@@ -87,6 +89,19 @@ def test_seed_test_command(tmp_path):
     assert types == ['CocoMetric', 'DumpDetResults']
     assert cfg.test_evaluator[0]['metric'] == ['segm']
     assert 'train_dataloader' not in cfg
+
+
+def test_test_run_keeps_the_config_training_saved(tmp_path):
+    register_all_modules()
+    saved = tmp_path / 'polar_shapes_r18.py'
+    saved.write_text('# written by tools/train.py\n')
+    checkpoint = tmp_path / 'latest.pth'
+    checkpoint.write_bytes(b'')
+    args = build_test_parser().parse_args([DEMO, str(checkpoint), '--work-dir', str(tmp_path)])
+    runner = RUNNERS.build(config_for_testing(args))
+    assert saved.read_text() == '# written by tools/train.py\n'
+    test_config = tmp_path / runner.timestamp / 'polar_shapes_r18.py'
+    assert 'test_dataloader' in test_config.read_text()
 
 
 def test_test_rejects_bad_out_and_missing_checkpoint(tmp_path):
