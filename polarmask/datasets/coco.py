@@ -1,9 +1,9 @@
 """COCO-format instance segmentation dataset.
 
 Parses a COCO ``instances_*.json`` into mmengine data infos, applies the original PolarMask's
-annotation and image filters (``../shared/REFERENCE.md`` §3.1) as configurable options and maps
-category ids to labels 0..C-1. No geometry work happens here: masks stay as the polygons or RLE of
-the json and are rasterised by ``LoadAnnotations`` in the pipeline.
+annotation and image filters (``docs/original_polarmask.md#annotation-filters``) as configurable
+options and maps category ids to labels 0..C-1. No geometry work happens here: masks stay as the
+polygons or RLE of the json and are rasterised by ``LoadAnnotations`` in the pipeline.
 
 Fixed against the original: crowd annotations are kept as ``ignore_flag=1`` instances with their own
 mask, so a crowd annotation before a normal one can no longer shift masks against boxes.
@@ -301,7 +301,9 @@ class CocoInsSegDataset(BaseDataset):
     def _parse_instances(
         self, anns: list[dict], image: dict, cat2label: dict[int, int], skips: _SkipLog
     ) -> list[dict]:
-        """Filter and convert the annotations of one image (``REFERENCE.md`` §3.1).
+        """Filter and convert the annotations of one image.
+
+        As the original (``docs/original_polarmask.md#annotation-filters``).
 
         The cheap filters run first; only the survivors are rasterised to count mask pixels.
         """

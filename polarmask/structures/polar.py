@@ -3,7 +3,9 @@
 Naming convention for shapes: N images, P points, G ground-truth instances, R rays,
 K contour points, H x W an image or mask size in pixels.
 
-Conventions kept from the original PolarMask (``../shared/REFERENCE.md`` §0, §2.2, §3, §5):
+Conventions kept from the original PolarMask (``docs/original_polarmask.md#angle-conventions``,
+``docs/original_polarmask.md#points-and-levels``,
+``docs/original_polarmask.md#rasterising-and-evaluation``):
 
 * Points: on an FPN level of stride ``s`` the cell (i, j) sits at (x, y) = (j*s + s//2, i*s + s//2)
   in pixels of the network input; points are flattened row-major (y outer, x inner).
@@ -184,7 +186,7 @@ def mask_contour(
     keeps). Multi-part masks keep their biggest part; holes never win over their outer border.
     The centre is the shoelace centroid of that contour's vertices with each coordinate
     truncated by ``int()``, or the truncated mean of the vertices when the polygon has zero
-    area (REFERENCE §3.4).
+    area (``docs/original_polarmask.md#mass-centre-and-contour``).
 
     Args:
         mask: (H, W) mask, non-zero inside (uint8 or bool), in pixels of the network input.
@@ -255,7 +257,9 @@ def ray_targets_packed(
     contour_index: Tensor,
     num_rays: int = 36,
 ) -> Tensor:
-    """Ray targets of many points against many contours at once (REFERENCE §3.6).
+    """Ray targets of many points against many contours at once.
+
+    As the original (``docs/original_polarmask.md#ray-targets``).
 
     For each point, every point of its contour is binned by integer degree
     (:func:`_degree_bins`) with distance ``sqrt(dx**2 + dy**2)`` (float32); the farthest point
@@ -333,7 +337,9 @@ def ray_targets(points: Tensor, contour: Tensor | np.ndarray, num_rays: int = 36
 
 
 def polar_centerness(rays: Tensor) -> Tensor:
-    """Polar centerness target ``sqrt(min / max)`` over the rays of each point (REFERENCE §4).
+    """Polar centerness target ``sqrt(min / max)`` over the rays of each point.
+
+    As the original (``docs/original_polarmask.md#losses``).
 
     Args:
         rays: (P, R) ray targets of positive points (all > 0 except a possible 0 at angle 0).

@@ -2,8 +2,9 @@
 
 Naming convention for shapes: P points, G ground-truth instances, R rays, K contour points.
 
-This follows ``mmdet/datasets/coco_seg.py`` of the original (REFERENCE §3.3-§3.6) step by step:
-a Python loop over contour vertices for the centre, the original's dense points x gts
+This follows ``mmdet/datasets/coco_seg.py`` of the original
+(``docs/original_polarmask.md#points-and-levels`` to ``docs/original_polarmask.md#ray-targets``)
+step by step: a Python loop over contour vertices for the centre, the original's dense points x gts
 assignment, and a Python loop over positive points for the rays, each ray searched with
 ``in`` tests over candidate bins. It is slow on purpose; the tests and
 ``benchmarks/polar_targets.py`` hold the vectorised code against it. Differences from the

@@ -112,7 +112,8 @@ def test_polygons_and_boxes_are_in_original_image_pixels(model):
     scale = np.array([INPUT_SIZE[0] / width, INPUT_SIZE[1] / height])  # (w_scale, h_scale)
     polygons, bboxes = result.polygons, result.bboxes
     assert polygons.shape[1:] == (36, 2)
-    # Clamped to the network input ([0, W_in - 1] x [0, H_in - 1]), then rescaled (REFERENCE §5).
+    # Clamped to the network input ([0, W_in - 1] x [0, H_in - 1]), then rescaled
+    # (docs/original_polarmask.md#decoding).
     assert (polygons >= 0).all() and (polygons <= (np.array(INPUT_SIZE) - 1) / scale + 1e-4).all()
     assert polygons[..., 0].max() > INPUT_SIZE[0]  # beyond the network input
 

@@ -1,4 +1,8 @@
-"""Target side of the polar codec: mask_contour, ray_targets, polar_centerness (REFERENCE §3-§4)."""
+"""Target side of the polar codec: mask_contour, ray_targets, polar_centerness.
+
+As the original: ``docs/original_polarmask.md#mass-centre-and-contour``,
+``docs/original_polarmask.md#ray-targets``, ``docs/original_polarmask.md#losses``.
+"""
 
 from __future__ import annotations
 

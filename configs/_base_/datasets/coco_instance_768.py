@@ -1,4 +1,5 @@
-# COCO 2017 instances, every image warped to 1280x768 (the seed's 768 configs, REFERENCE §1.1).
+# COCO 2017 instances, every image warped to 1280x768 (the seed's 768 configs,
+# docs/original_polarmask.md#resizing-and-flipping).
 dataset_type = 'CocoInsSegDataset'
 data_root = 'data/coco/'
 img_scale = (1280, 768)

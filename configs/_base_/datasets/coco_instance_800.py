@@ -1,4 +1,5 @@
-# COCO 2017 instances warped to 1333x800 (polar_800_1x, REFERENCE §1.2).
+# COCO 2017 instances warped to 1333x800 (polar_800_1x,
+# docs/original_polarmask.md#configs-and-schedules).
 _base_ = './coco_instance_768.py'
 
 img_scale = (1333, 800)

@@ -1,4 +1,5 @@
-# PolarMask R-50-FPN as the original's configs/polarmask/4gpu/polar_768_1x_r50.py (REFERENCE §1.1).
+# PolarMask R-50-FPN as the original's configs/polarmask/4gpu/polar_768_1x_r50.py
+# (docs/original_polarmask.md#model).
 model = dict(
     type='PolarMask',
     data_preprocessor=dict(

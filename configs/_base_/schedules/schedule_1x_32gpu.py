@@ -1,5 +1,6 @@
 # The seed's 32-GPU 1x schedule: 32 GPUs x 4 images, lr 0.08 (lr_ratio 8), warmup 2000 iterations
-# from 0.01/3 absolute, x0.1 at epochs 10 and 13, 14 epochs (REFERENCE §1.2).
+# from 0.01/3 absolute, x0.1 at epochs 10 and 13, 14 epochs
+# (docs/original_polarmask.md#configs-and-schedules).
 _base_ = './schedule_1x_4gpu.py'
 
 base_lr = 0.08

@@ -1,5 +1,6 @@
 # The seed's 4-GPU 1x schedule: 4 GPUs x 4 images, lr 0.01, linear warmup over 500 iterations from
-# 0.01/3, x0.1 at epochs 8 and 11, 12 epochs (REFERENCE §1.1, §12 item 10).
+# 0.01/3, x0.1 at epochs 8 and 11, 12 epochs
+# (docs/original_polarmask.md#configs-and-schedules).
 base_lr = 0.01
 warmup_start_lr = 0.01 / 3
 

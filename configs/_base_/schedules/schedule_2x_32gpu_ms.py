@@ -1,5 +1,6 @@
 # The seed's 32-GPU multi-scale 2x schedule: 32 GPUs x 1 image, lr 0.02 (lr_ratio 2), warmup 2000
-# iterations from 0.01/3, x0.1 at epochs 18 and 24, 26 epochs (REFERENCE §1.2).
+# iterations from 0.01/3, x0.1 at epochs 18 and 24, 26 epochs
+# (docs/original_polarmask.md#configs-and-schedules).
 _base_ = './schedule_1x_4gpu.py'
 
 base_lr = 0.02

@@ -1,7 +1,8 @@
 """Geometric transforms: resize (fixed, ratio-kept, multi-scale range), flip and pad.
 
-They move ``img``, ``gt_bboxes`` and ``gt_masks`` together (``../shared/REFERENCE.md`` §3.2) and
-must run before ``PolarContours``, which reads the final masks.
+They move ``img``, ``gt_bboxes`` and ``gt_masks`` together
+(``docs/original_polarmask.md#resizing-and-flipping``) and must run before ``PolarContours``, which
+reads the final masks.
 
 Naming convention for shapes: G instances, H x W the image before, H' x W' after the transform.
 """

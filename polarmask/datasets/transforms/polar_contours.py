@@ -26,9 +26,9 @@ class PolarContours(BaseTransform):
     :func:`polarmask.structures.polar.mask_contour` on ``gt_masks[g]``; instances without a contour
     (masks that vanished in the resize) are dropped from every ``gt_*`` array, and the drops are
     counted per worker and logged when the count reaches 1, 2, 4, 8, ... (the original crashed
-    with ``IndexError`` on them, ``../shared/REFERENCE.md`` §3.4). Crowd instances get no contour:
-    an empty (0, 2) array and centre (-1, -1); they stay in ``gt_ignore_flags`` for the ignore
-    boxes.
+    with ``IndexError`` on them, ``docs/original_polarmask.md#mass-centre-and-contour``). Crowd
+    instances get no contour: an empty (0, 2) array and centre (-1, -1); they stay in
+    ``gt_ignore_flags`` for the ignore boxes.
 
     Sets ``gt_contours`` (list of G float32 (K, 2) xy arrays, input pixels) and ``gt_centers``
     float32 (G, 2) xy, aligned with ``gt_bboxes``; removes ``gt_masks`` unless ``keep_masks``.

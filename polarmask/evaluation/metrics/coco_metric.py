@@ -1,10 +1,11 @@
 """COCO ``segm`` / ``bbox`` evaluation through pycocotools (or faster-coco-eval).
 
-Reproduces the original's evaluation path (``../shared/REFERENCE.md`` §5 step 8, §6): each
-predicted polygon is rasterised at the original image size by truncating its vertices and filling
-it, encoded as RLE with ``str`` counts; labels map back to the json's category ids; boxes are
-written as [x, y, x2 - x1 + 1, y2 - y1 + 1]. Segm results carry no ``bbox`` key, so pycocotools
-takes each mask's own box and area for the small/medium/large split.
+Reproduces the original's evaluation path
+(``docs/original_polarmask.md#rasterising-and-evaluation``): each predicted polygon is rasterised
+at the original image size by truncating its vertices and filling it, encoded as RLE with ``str``
+counts; labels map back to the json's category ids; boxes are written as
+[x, y, x2 - x1 + 1, y2 - y1 + 1]. Segm results carry no ``bbox`` key, so pycocotools takes each
+mask's own box and area for the small/medium/large split.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Conversion of the original PolarMask checkpoints (xieenze/PolarMask) to this package.
 
 The original's ``backbone.*``, ``neck.*`` and tower / scale keys already match ours. Its two
-generations differ in the predictor names and the ray angles (``../shared/REFERENCE.md`` §0):
+generations differ in the predictor names and the ray angles
+(``docs/original_polarmask.md#two-generations-of-the-code``):
 released checkpoints use ``bbox_head.fcos_{cls,reg,mask,centerness}`` and the legacy angles
 (ray 0 points left), HEAD code uses ``bbox_head.polar_*`` and the current angles (ray 0 points
 down). Legacy ray channels are rolled by a quarter turn, ``new[k] = old[(k + R/4) mod R]``, so

@@ -2,7 +2,8 @@
 
 Naming convention for shapes: N images, P points (all levels), C classes, R rays, n candidates
 of one image. Lengths (box distances l, t, r, b and ray lengths) are in pixels of the network
-input. Behaviour follows the original's 'current' code (``../shared/REFERENCE.md`` §2.2, §4, §5).
+input. Behaviour follows the original's 'current' code: ``docs/original_polarmask.md#model``,
+``docs/original_polarmask.md#losses`` and ``docs/original_polarmask.md#decoding``.
 """
 
 from __future__ import annotations
@@ -253,7 +254,7 @@ class PolarMaskHead(BaseModule):
         batch_gt_instances: list[InstanceData],
         batch_img_metas: list[dict],
     ) -> dict[str, Tensor]:
-        """The four PolarMask losses (REFERENCE §4).
+        """The four PolarMask losses (``docs/original_polarmask.md#losses``).
 
         ``loss_cls``: focal, summed over all points and classes, divided by num_pos + N.
         ``loss_bbox``/``loss_mask``: IoU / polar IoU of the positives weighted by their
@@ -335,7 +336,9 @@ class PolarMaskHead(BaseModule):
         cfg: dict | None = None,
         rescale: bool = False,
     ) -> list[InstanceData]:
-        """Decode the head outputs of a batch into detections (REFERENCE §5).
+        """Decode the head outputs of a batch into detections.
+
+        As the original (``docs/original_polarmask.md#decoding``).
 
         Args:
             cls_scores, bbox_preds, centernesses, ray_preds: the outputs of :meth:`forward`.

@@ -39,7 +39,9 @@ def _grid_points(pad_shape: tuple[int, int], strides: tuple[int, ...]) -> Tensor
 class PolarTarget:
     """Labels, box targets and ray targets of the points of an FPN, as the original makes them.
 
-    REFERENCE §3.3-§3.6. A point of level l (stride s) is a positive of gt g when
+    ``docs/original_polarmask.md#positive-assignment`` and
+    ``docs/original_polarmask.md#ray-targets``.
+    A point of level l (stride s) is a positive of gt g when
 
     * it lies strictly inside the centre-sampling region, the square of half-side
       ``center_sample_radius * s`` around g's mask centre, clipped to g's box;

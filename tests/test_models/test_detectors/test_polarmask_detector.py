@@ -62,7 +62,10 @@ TINY_MODEL = dict(
 
 
 def original_r50_state_dict() -> dict[str, tuple[int, ...]]:
-    """Every key of the original R-50 PolarMask model with its shape (REFERENCE §2.1, §2.2)."""
+    """Every key of the original R-50 PolarMask model with its shape.
+
+    As listed in ``docs/original_polarmask.md#model``.
+    """
     keys = {}
 
     def bn(prefix, channels):
