@@ -17,6 +17,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from polarmask.evaluation import CocoMetric, DumpDetResults
+from polarmask.evaluation.metrics import coco_metric
+from polarmask.evaluation.metrics.coco_metric import BACKENDS
 from polarmask.structures import DetDataSample
 from polarmask.structures.mask import polygons_to_masks
 
@@ -191,6 +193,28 @@ def test_faster_coco_eval_backend_matches(tmp_path):
     )
     for key, value in reference.items():
         assert faster[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_both_backends_log_the_summary_pycocotools_prints(tmp_path, monkeypatch):
+    gt_file = write_gt(tmp_path / 'gt.json')
+    prefix = str(tmp_path / 'res')
+    messages = []
+    monkeypatch.setattr(coco_metric, 'print_log', lambda message, **_: messages.append(message))
+    for backend in BACKENDS:
+        metric = CocoMetric(ann_file=gt_file, backend=backend, outfile_prefix=prefix)
+        run_metric(metric, perfect_samples(shift=3.0))
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(gt_file)
+        coco_eval = COCOeval(gt, gt.loadRes(f'{prefix}.segm.json'), 'segm')
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        coco_eval.summarize()
+    expected = printed.getvalue().rstrip('\n')
+    assert len(expected.splitlines()) == 12
+    summaries = [message for message in messages if message.startswith('CocoMetric segm')]
+    assert summaries == [f'CocoMetric segm ({backend}):\n{expected}' for backend in BACKENDS]
 
 
 def test_classes_from_dataset_meta_map_labels_by_name(tmp_path):

@@ -37,6 +37,46 @@ _TABLE_COLUMNS = ((None, 0), (0, 0), (5, 0), (None, 1), (None, 2), (None, 3))
 """(IoU threshold index or None for all, area range index) of each per-class table column."""
 
 
+_SUMMARY_ROWS = (
+    ('Precision', None, 'all', 2),
+    ('Precision', 0.5, 'all', 2),
+    ('Precision', 0.75, 'all', 2),
+    ('Precision', None, 'small', 2),
+    ('Precision', None, 'medium', 2),
+    ('Precision', None, 'large', 2),
+    ('Recall', None, 'all', 0),
+    ('Recall', None, 'all', 1),
+    ('Recall', None, 'all', 2),
+    ('Recall', None, 'small', 2),
+    ('Recall', None, 'medium', 2),
+    ('Recall', None, 'large', 2),
+)
+"""What each of COCO stats 0..11 averages, as pycocotools: precision or recall, the IoU threshold
+(None: all of them), the area range and the index into ``params.maxDets``."""
+
+
+def _summary(stats: Sequence[float], params: Any) -> str:
+    """The 12 lines pycocotools' ``COCOeval.summarize`` prints, from any backend's ``stats``.
+
+    faster-coco-eval logs its own summary at debug level, with more lines, so the summary of
+    both backends is written here.
+
+    Args:
+        stats: COCO stats 0..11.
+        params: the evaluation's ``params`` (``iouThrs``, ``maxDets``).
+    """
+    all_ious = f'{params.iouThrs[0]:0.2f}:{params.iouThrs[-1]:0.2f}'
+    lines = []
+    for value, (kind, iou, area, max_dets) in zip(stats, _SUMMARY_ROWS, strict=True):
+        title, short = f'Average {kind}', f'(A{kind[0]})'
+        ious = all_ious if iou is None else f'{iou:0.2f}'
+        lines.append(
+            f' {title:<18} {short} @[ IoU={ious:<9} | area={area:>6s} | '
+            f'maxDets={params.maxDets[max_dets]:>3d} ] = {value:0.3f}'
+        )
+    return '\n'.join(lines)
+
+
 def _quiet(func: Any, *args: Any, **kwargs: Any) -> tuple[Any, str]:
     """Call a pycocotools function, returning its result and what it printed."""
     buffer = io.StringIO()
@@ -242,9 +282,10 @@ class CocoMetric(BaseMetric):
         coco_eval.params.imgIds = img_ids
         _quiet(coco_eval.evaluate)
         _quiet(coco_eval.accumulate)
-        _, summary = _quiet(coco_eval.summarize)
+        _quiet(coco_eval.summarize)
         stats = [float(v) for v in coco_eval.stats[:12]]
-        print_log(f'CocoMetric {metric} ({self.backend}):\n{summary.rstrip()}', logger='current')
+        summary = _summary(stats, coco_eval.params)
+        print_log(f'CocoMetric {metric} ({self.backend}):\n{summary}', logger='current')
         if self.classwise:
             print_log('\n' + self._classwise_table(coco_eval, coco_gt, cat_ids), logger='current')
         results = {f'{metric}_{name}': stats[i] for i, name in enumerate(STAT_NAMES)}
