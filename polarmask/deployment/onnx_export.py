@@ -7,11 +7,10 @@ The graph takes the resized image the way the data preprocessor receives it, (N,
 float32 pixel values in the loaded (BGR) channel order, and does what ``PolarMask.predict`` does
 up to the candidates: channel flip and normalisation of the config's data preprocessor,
 zero-padding to ``pad_size_divisor`` (after normalisation, as in training), backbone, FPN and
-head, then per level the points of :func:`~polarmask.structures.polar.level_points`, sigmoid
-class scores and centerness, boxes ``x1 = px - l, y1 = py - t, x2 = px + r, y2 = py + b`` and
-polygons from :func:`~polarmask.structures.polar.rays_to_polygons` in the head's angle
-convention, both clamped to the unpadded image. Outputs are concatenated over levels in the
-head's order (level by level, row-major inside a level), in input pixels:
+head, then the head's own dense decoding (``PolarMaskHead.decode_by_feat``): sigmoid class
+scores and centerness, boxes ``x1 = px - l, y1 = py - t, x2 = px + r, y2 = py + b`` and polygons
+in the head's angle convention, both clamped to the unpadded image. Outputs are concatenated over
+levels in the head's order (level by level, row-major inside a level), in input pixels:
 
 * ``scores`` (N, P, C) class probabilities;
 * ``centerness`` (N, P) polar-centerness probabilities;
@@ -20,7 +19,8 @@ head's order (level by level, row-major inside a level), in input pixels:
 
 Not in the graph: the per-level top-k (``nms_pre``), the score threshold, the final score
 ``scores * (centerness + centerness_factor)``, class-wise NMS (``polarmask.ops.batched_nms``) and
-rescaling to the original image; :func:`postprocess_outputs` does them as ``PolarMask.predict``.
+rescaling to the original image; :func:`postprocess_outputs` does them with the head's own
+``PolarMaskHead.postprocess``, as ``PolarMask.predict``.
 """
 
 from __future__ import annotations
@@ -31,22 +31,13 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from polarmask.models.heads.polarmask_head import distance_to_boxes
-from polarmask.structures.polar import featmap_sizes_for, level_points, rays_to_polygons
+from polarmask.structures.polar import featmap_sizes_for
 
 INPUT_NAME = 'inputs'
 OUTPUT_NAMES = ('scores', 'centerness', 'bboxes', 'polygons')
-
-
-def _clamp_xy(points: Tensor, height: int, width: int) -> Tensor:
-    """Clamp (..., 2) points (x, y) to [0, W - 1] x [0, H - 1] (traceable sizes)."""
-    return torch.stack(
-        (points[..., 0].clamp(0, width - 1), points[..., 1].clamp(0, height - 1)), dim=-1
-    )
 
 
 class PolarMaskONNXWrapper(nn.Module):
@@ -60,8 +51,8 @@ class PolarMaskONNXWrapper(nn.Module):
         super().__init__()
         self.model = model
         preprocessor = model.data_preprocessor
-        self.bgr_to_rgb = bool(preprocessor._channel_conversion)
-        self.normalize = bool(preprocessor._enable_normalize)
+        self.bgr_to_rgb = preprocessor.bgr_to_rgb
+        self.normalize = preprocessor.normalize
         self.pad_size_divisor = int(preprocessor.pad_size_divisor)
         self.pad_value = float(preprocessor.pad_value)
 
@@ -90,36 +81,8 @@ class PolarMaskONNXWrapper(nn.Module):
             ``polygons`` (N, P, R, 2), in input pixels (see the module docstring).
         """
         height, width = inputs.shape[-2:]
-        head = self.model.bbox_head
-        cls_scores, bbox_preds, centernesses, ray_preds = self.model(
-            self.preprocess(inputs), mode='tensor'
-        )
-        mlvl_scores, mlvl_centerness, mlvl_bboxes, mlvl_polygons = [], [], [], []
-        for cls_score, bbox_pred, centerness, ray_pred, stride in zip(
-            cls_scores, bbox_preds, centernesses, ray_preds, head.strides, strict=True
-        ):
-            num_imgs = cls_score.shape[0]
-            points = level_points(
-                cls_score.shape[-2:], stride, device=bbox_pred.device, dtype=bbox_pred.dtype
-            )  # (P_l, 2)
-            scores = cls_score.permute(0, 2, 3, 1).reshape(num_imgs, -1, head.num_classes)
-            mlvl_scores.append(scores.sigmoid())
-            mlvl_centerness.append(centerness.permute(0, 2, 3, 1).reshape(num_imgs, -1).sigmoid())
-            distances = bbox_pred.permute(0, 2, 3, 1).reshape(-1, 4)  # (N * P_l, 4)
-            flat_points = points.expand(num_imgs, -1, -1).reshape(-1, 2)
-            bboxes = distance_to_boxes(flat_points, distances).reshape(num_imgs, -1, 2, 2)
-            mlvl_bboxes.append(_clamp_xy(bboxes, height, width).reshape(num_imgs, -1, 4))
-            rays = ray_pred.permute(0, 2, 3, 1).reshape(num_imgs, -1, head.num_rays)
-            # rays_to_polygons broadcasts (P_l, 2) points against (N, P_l, R) rays.
-            mlvl_polygons.append(
-                rays_to_polygons(points, rays, (height, width), head.angle_convention)
-            )
-        return (
-            torch.cat(mlvl_scores, dim=1),
-            torch.cat(mlvl_centerness, dim=1),
-            torch.cat(mlvl_bboxes, dim=1),
-            torch.cat(mlvl_polygons, dim=1),
-        )
+        outs = self.model(self.preprocess(inputs), mode='tensor')
+        return self.model.bbox_head.decode_by_feat(*outs, max_shape=(height, width))
 
 
 def export_onnx(
@@ -238,8 +201,8 @@ def postprocess_outputs(
 ) -> list[InstanceData]:
     """Detections from the exported graph's outputs, as ``PolarMask.predict`` gives them.
 
-    Per level keeps the ``nms_pre`` best points by max class probability x centerness, then the
-    head's own post-processing: score threshold, score = probability x (centerness +
+    The head's own ``PolarMaskHead.postprocess``: per level the ``nms_pre`` best points by max
+    class probability x centerness, score threshold, score = probability x (centerness +
     ``centerness_factor``), class-wise NMS, ``max_per_img`` and, with ``rescale``, division by
     ``scale_factor``.
 
@@ -260,8 +223,6 @@ def postprocess_outputs(
         ``polygons`` (n, R, 2), sorted by decreasing score.
     """
     scores, centerness, bboxes, polygons = outputs
-    cfg = bbox_head.test_cfg if cfg is None else ConfigDict(cfg)
-    nms_pre = cfg.get('nms_pre', -1)
     pad_shape = tuple(-(-side // pad_size_divisor) * pad_size_divisor for side in input_shape)
     level_sizes = [h * w for h, w in featmap_sizes_for(pad_shape, bbox_head.strides)]
     if sum(level_sizes) != scores.shape[1]:
@@ -270,24 +231,19 @@ def postprocess_outputs(
             f'to multiples of {pad_size_divisor} gives {sum(level_sizes)}: pass the (H, W) of '
             f'the batch given to the graph'
         )
-    level_starts = np.cumsum([0, *level_sizes[:-1]]).tolist()
     img_metas = img_metas or [dict(img_shape=tuple(input_shape))] * scores.shape[0]
-    results_list = []
-    for img_id, img_meta in enumerate(img_metas):
-        keep = []
-        for start, size in zip(level_starts, level_sizes, strict=True):
-            inds = torch.arange(start, start + size, device=scores.device)
-            if 0 < nms_pre < size:
-                ranking = scores[img_id, inds] * centerness[img_id, inds, None]  # (P_l, C)
-                inds = inds[ranking.max(dim=1).values.topk(nms_pre).indices]
-            keep.append(inds)
-        keep = torch.cat(keep)
-        height, width = img_meta.get('img_shape', input_shape)[:2]
-        candidates = InstanceData(
-            bboxes=_clamp_xy(bboxes[img_id, keep].reshape(-1, 2, 2), height, width).reshape(-1, 4),
-            polygons=_clamp_xy(polygons[img_id, keep], height, width),
-            scores=scores[img_id, keep],
-            centerness=centerness[img_id, keep],
+    return [
+        bbox_head.postprocess(
+            InstanceData(
+                scores=scores[img_id],
+                centerness=centerness[img_id],
+                bboxes=bboxes[img_id],
+                polygons=polygons[img_id],
+            ),
+            level_sizes,
+            dict(img_meta, img_shape=img_meta.get('img_shape', tuple(input_shape))),
+            cfg,
+            rescale,
         )
-        results_list.append(bbox_head._bbox_post_process(candidates, cfg, rescale, img_meta))
-    return results_list
+        for img_id, img_meta in enumerate(img_metas)
+    ]

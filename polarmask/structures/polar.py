@@ -31,9 +31,20 @@ from torch import Tensor
 ANGLE_CONVENTIONS = ('current', 'legacy')
 
 
-def _check_convention(convention: str) -> None:
+def check_angle_convention(convention: str) -> None:
+    """Raise a ``ValueError`` naming the choices unless ``convention`` is one of them."""
     if convention not in ANGLE_CONVENTIONS:
         raise ValueError(f'unknown angle convention {convention!r}: use one of {ANGLE_CONVENTIONS}')
+
+
+def ray_step(num_rays: int) -> int:
+    """Degrees between neighbouring rays; raises a ``ValueError`` unless ``num_rays`` divides 360.
+
+    The one check of a ray count, for the head, the targets and the codec.
+    """
+    if num_rays <= 0 or 360 % num_rays:
+        raise ValueError(f'num_rays must divide 360, e.g. 36 rays of 10 degrees (got {num_rays})')
+    return 360 // num_rays
 
 
 def angles(
@@ -48,9 +59,7 @@ def angles(
     Returns:
         Tensor: (R,) angles in radians.
     """
-    if num_rays <= 0 or 360 % num_rays:
-        raise ValueError(f'num_rays must divide 360 (got {num_rays})')
-    degrees = torch.arange(num_rays, device=device, dtype=dtype) * (360 // num_rays)
+    degrees = torch.arange(num_rays, device=device, dtype=dtype) * ray_step(num_rays)
     return degrees / 180 * math.pi
 
 
@@ -65,7 +74,7 @@ def ray_directions(
     Returns:
         Tensor: (R, 2) as (dx, dy) per ray.
     """
-    _check_convention(convention)
+    check_angle_convention(convention)
     theta = angles(num_rays, device=device, dtype=dtype)
     if convention == 'current':
         return torch.stack((torch.sin(theta), torch.cos(theta)), dim=-1)
@@ -103,6 +112,34 @@ def featmap_sizes_for(pad_shape: tuple[int, int], strides: list[int]) -> list[tu
     return [(-(-height // s), -(-width // s)) for s in strides]
 
 
+def clamp_to_image(xy: Tensor, max_shape: tuple[int, int]) -> Tensor:
+    """Clamp (..., 2) points (x, y) to [0, W - 1] x [0, H - 1] of ``max_shape`` (H, W).
+
+    Traceable with sizes read from a tensor's shape (ONNX export with a free image size).
+    """
+    height, width = max_shape
+    return torch.stack((xy[..., 0].clamp(0, width - 1), xy[..., 1].clamp(0, height - 1)), dim=-1)
+
+
+def distance_to_boxes(
+    points: Tensor, distances: Tensor, max_shape: tuple[int, int] | None = None
+) -> Tensor:
+    """Boxes from points and (l, t, r, b) distances to the box sides.
+
+    Args:
+        points: (..., 2) as (x, y) in pixels.
+        distances: (..., 4) distances to the left, top, right and bottom sides.
+        max_shape: (H, W); when given, x is clamped to [0, W - 1] and y to [0, H - 1].
+
+    Returns:
+        Tensor: (..., 4) boxes x1y1x2y2.
+    """
+    corners = torch.stack((points - distances[..., :2], points + distances[..., 2:]), dim=-2)
+    if max_shape is not None:
+        corners = clamp_to_image(corners, max_shape)
+    return corners.flatten(-2)
+
+
 def rays_to_polygons(
     points: Tensor,
     rays: Tensor,
@@ -113,26 +150,41 @@ def rays_to_polygons(
 
     Args:
         points: (P, 2) ray origins (x, y) in pixels.
-        rays: (P, R) ray lengths in pixels.
+        rays: (..., P, R) ray lengths in pixels (leading dimensions, e.g. images, broadcast).
         max_shape: (H, W); when given, x is clamped to [0, W - 1] and y to [0, H - 1].
         convention: 'current' or 'legacy' angle convention.
 
     Returns:
-        Tensor: (P, R, 2) polygon vertices (x, y), vertex k on ray k.
+        Tensor: (..., P, R, 2) polygon vertices (x, y), vertex k on ray k.
     """
     directions = ray_directions(rays.shape[-1], convention, device=rays.device, dtype=rays.dtype)
     polygons = points[:, None, :].to(rays.dtype) + rays[..., None] * directions
     if max_shape is not None:
-        height, width = max_shape
-        polygons = torch.stack(
-            (polygons[..., 0].clamp(0, width - 1), polygons[..., 1].clamp(0, height - 1)), dim=-1
-        )
+        polygons = clamp_to_image(polygons, max_shape)
     return polygons
 
 
 def polygons_to_bboxes(polygons: Tensor) -> Tensor:
     """Tight boxes of polygons: (P, R, 2) -> (P, 4) as (x1, y1, x2, y2)."""
     return torch.cat((polygons.amin(dim=1), polygons.amax(dim=1)), dim=-1)
+
+
+def legacy_rays_to_current(tensor: Tensor) -> Tensor:
+    """Reorder ray channels (dim 0, R of them) from the legacy to the current angles.
+
+    Legacy ray k points at ``k*360/R`` degrees from -x towards +y; current ray j at ``j*360/R``
+    degrees from +y towards +x, so current ray j is legacy ray ``j + R/4``.
+
+    Raises:
+        ValueError: R is not a multiple of 4 (a quarter turn is not a whole number of rays).
+    """
+    num_rays = tensor.size(0)
+    if num_rays % 4:
+        raise ValueError(
+            f'cannot roll {num_rays} legacy rays by a quarter turn ({num_rays} is not a multiple '
+            f'of 4): convert with convention "current" and decode with angle_convention="legacy"'
+        )
+    return torch.roll(tensor, shifts=-(num_rays // 4), dims=0)
 
 
 # --- Target side ---------------------------------------------------------------------------------
@@ -144,12 +196,6 @@ MISSING_RAY = 1e-6
 """Ray target when no contour point falls within +-3 degrees of the ray."""
 
 _DEGREE_BINS = 361  # integer degrees 0..360; 360 only arises from rounding a tiny negative angle
-
-
-def _ray_step(num_rays: int) -> int:
-    if num_rays <= 0 or 360 % num_rays:
-        raise ValueError(f'num_rays must divide 360 (got {num_rays})')
-    return 360 // num_rays
 
 
 def _shoelace_center(vertices: np.ndarray) -> np.ndarray:
@@ -278,7 +324,7 @@ def ray_targets_packed(
     Returns:
         Tensor: (P, R) float32 ray lengths in pixels, on the device of ``points``.
     """
-    step = _ray_step(num_rays)
+    step = ray_step(num_rays)
     device = points.device
     num_points = points.shape[0]
     points_xy = points.float().T.contiguous()  # (2, P)

@@ -1,7 +1,7 @@
 """OpenCV drawing of polygons, boxes, labels and centres on BGR images.
 
-Polygons are filled the way they are evaluated (vertices truncated to int, see
-``polarmask.structures.polar``), so what is drawn is what the metric scores.
+Polygons are filled the way they are evaluated (vertices truncated to int by
+``polarmask.structures.mask.truncate_vertices``), so what is drawn is what the metric scores.
 
 Naming convention for shapes: n instances, R rays (polygon vertices), K contour points.
 """
@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 import torch
+
+from polarmask.structures.mask import to_numpy, truncate_vertices
 
 Color = tuple[int, int, int]
 
@@ -27,17 +29,6 @@ def get_palette(num_classes: int) -> list[Color]:
         hsv = np.array([[[hue, 200, 255]]], dtype=np.uint8)
         colors.append(tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]))
     return colors
-
-
-def _as_numpy(value: torch.Tensor | np.ndarray | Sequence) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _int_points(polygon: np.ndarray) -> np.ndarray:
-    """(R, 2) float xy -> (R, 1, 2) int32, truncated as the rasteriser does."""
-    return np.trunc(np.asarray(polygon, dtype=np.float64)).astype(np.int32).reshape(-1, 1, 2)
 
 
 def draw_polygons(
@@ -60,7 +51,7 @@ def draw_polygons(
         np.ndarray: (H, W, 3) uint8 drawn copy.
     """
     canvas = img.copy()
-    points = [_int_points(p) for p in polygons if len(p) >= 3]
+    points = [truncate_vertices(p) for p in polygons if len(p) >= 3]
     point_colors = [c for p, c in zip(polygons, colors, strict=True) if len(p) >= 3]
     if alpha > 0 and points:
         overlay = canvas.copy()
@@ -77,7 +68,7 @@ def draw_boxes(
     img: np.ndarray, bboxes: np.ndarray, colors: Sequence[Color], thickness: int = 1
 ) -> np.ndarray:
     """Draw (n, 4) x1y1x2y2 boxes in place and return ``img``."""
-    for box, color in zip(_as_numpy(bboxes).reshape(-1, 4), colors, strict=True):
+    for box, color in zip(to_numpy(bboxes).reshape(-1, 4), colors, strict=True):
         x1, y1, x2, y2 = (int(v) for v in box)
         cv2.rectangle(img, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
     return img
@@ -92,7 +83,7 @@ def draw_texts(
 ) -> np.ndarray:
     """Draw texts on filled colour tags whose top-left corners are ``positions`` (n, 2) xy."""
     height, width = img.shape[:2]
-    for (x, y), text, color in zip(_as_numpy(positions).reshape(-1, 2), texts, colors, strict=True):
+    for (x, y), text, color in zip(to_numpy(positions).reshape(-1, 2), texts, colors, strict=True):
         (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         x = int(min(max(x, 0), max(width - text_w - 2, 0)))
         y = int(min(max(y - text_h - baseline - 2, 0), max(height - text_h - baseline - 2, 0)))
@@ -114,7 +105,7 @@ def draw_points(
     img: np.ndarray, points: np.ndarray, colors: Sequence[Color], radius: int = 3
 ) -> np.ndarray:
     """Draw (n, 2) xy points as filled circles in place and return ``img``."""
-    for (x, y), color in zip(_as_numpy(points).reshape(-1, 2), colors, strict=True):
+    for (x, y), color in zip(to_numpy(points).reshape(-1, 2), colors, strict=True):
         cv2.circle(img, (int(x), int(y)), radius, color, -1, cv2.LINE_AA)
     return img
 
@@ -160,11 +151,11 @@ def draw_det_instances(
     Returns:
         np.ndarray: (H, W, 3) uint8 drawn copy.
     """
-    polygons = _as_numpy(polygons)
-    labels = _as_numpy(labels).astype(np.int64).reshape(-1)
+    polygons = to_numpy(polygons)
+    labels = to_numpy(labels).astype(np.int64).reshape(-1)
     keep = np.ones(len(labels), dtype=bool)
     if scores is not None:
-        scores = _as_numpy(scores).reshape(-1)
+        scores = to_numpy(scores).reshape(-1)
         keep = scores >= score_thr
         scores = scores[keep]
     polygons, labels = polygons[keep], labels[keep]
@@ -173,7 +164,7 @@ def draw_det_instances(
     colors = [tuple(int(c) for c in palette[label % len(palette)]) for label in labels]
     canvas = draw_polygons(img, list(polygons), colors, alpha=alpha)
     if bboxes is not None:
-        draw_boxes(canvas, _as_numpy(bboxes).reshape(-1, 4)[keep], colors)
+        draw_boxes(canvas, to_numpy(bboxes).reshape(-1, 4)[keep], colors)
     if len(labels):
         corners = polygons.min(axis=1)
         draw_texts(canvas, corners, _label_texts(labels, class_names, scores), colors)
@@ -203,8 +194,8 @@ def draw_gt_instances(
     Returns:
         np.ndarray: (H, W, 3) uint8 drawn copy.
     """
-    labels = _as_numpy(labels).astype(np.int64).reshape(-1)
-    contours = [_as_numpy(c).reshape(-1, 2) for c in contours]
+    labels = to_numpy(labels).astype(np.int64).reshape(-1)
+    contours = [to_numpy(c).reshape(-1, 2) for c in contours]
     num_classes = max(len(class_names or ()), int(labels.max(initial=-1)) + 1)
     palette = list(palette) if palette is not None else get_palette(num_classes)
     colors = [tuple(int(c) for c in palette[label % len(palette)]) for label in labels]
@@ -241,10 +232,10 @@ def draw_rays(
     Returns:
         np.ndarray: (H, W, 3) uint8 drawn copy.
     """
-    points = _int_points(_as_numpy(points).reshape(-1, 2))  # (P, 1, 2)
+    points = truncate_vertices(to_numpy(points).reshape(-1, 2))  # (P, 1, 2)
     if not len(points):
         return img.copy()
-    ends = _int_points(_as_numpy(polygons).reshape(-1, 2)).reshape(len(points), -1, 1, 2)
+    ends = truncate_vertices(to_numpy(polygons).reshape(-1, 2)).reshape(len(points), -1, 1, 2)
     segments = np.concatenate(
         (np.broadcast_to(points[:, None], ends.shape), ends), axis=2
     )  # (P, R, 2, 2): start and end of each ray
@@ -288,9 +279,9 @@ def draw_polar_targets(
     Returns:
         np.ndarray: (H, W, 3) uint8 drawn copy.
     """
-    labels = _as_numpy(labels).astype(np.int64).reshape(-1)
+    labels = to_numpy(labels).astype(np.int64).reshape(-1)
     palette = get_palette(len(labels))
-    pos_instances = _as_numpy(pos_instances).astype(np.int64).reshape(-1)
+    pos_instances = to_numpy(pos_instances).astype(np.int64).reshape(-1)
     learned = np.bincount(pos_instances, minlength=len(labels)) > 0  # (G,)
     names = [
         name if is_learned else f'{name}: no positive point'

@@ -43,6 +43,16 @@ class PolarDataPreprocessor(ImgDataPreprocessor):
             **kwargs,
         )
 
+    @property
+    def bgr_to_rgb(self) -> bool:
+        """Whether the input's channels are flipped from BGR to RGB."""
+        return bool(self._channel_conversion)
+
+    @property
+    def normalize(self) -> bool:
+        """Whether the input is normalised with ``mean`` and ``std``."""
+        return bool(self._enable_normalize)
+
     def forward(self, data: dict, training: bool = False) -> dict:
         """Args: data with ``inputs`` (list of (3, H_i, W_i) tensors or (N, 3, H, W)) and
         ``data_samples``. Returns ``dict(inputs=(N, 3, H, W) float, data_samples=...)``."""

@@ -15,11 +15,11 @@ import os.path as osp
 import re
 from collections import OrderedDict
 
-import torch
 from torch import Tensor
 
 from polarmask.engine.checkpoint import load_local_checkpoint, save_checkpoint_atomically
 from polarmask.models.backbones.pretrained import extract_state_dict
+from polarmask.structures.polar import legacy_rays_to_current
 
 SOURCE_CONVENTIONS = ('auto', 'legacy', 'current')
 
@@ -34,24 +34,6 @@ _UNCHANGED = [
         r'^bbox_head\.scales_(bbox|mask)\.\d+\.scale$',
     )
 ]
-
-
-def legacy_rays_to_current(tensor: Tensor) -> Tensor:
-    """Reorder ray channels (dim 0, R of them) from the legacy to the current angles.
-
-    Legacy ray k points at ``k*360/R`` degrees from -x towards +y; current ray j at ``j*360/R``
-    degrees from +y towards +x, so current ray j is legacy ray ``j + R/4``.
-
-    Raises:
-        ValueError: R is not a multiple of 4 (a quarter turn is not a whole number of rays).
-    """
-    num_rays = tensor.size(0)
-    if num_rays % 4:
-        raise ValueError(
-            f'cannot roll {num_rays} legacy rays by a quarter turn ({num_rays} is not a multiple '
-            f'of 4): convert with convention "current" and decode with angle_convention="legacy"'
-        )
-    return torch.roll(tensor, shifts=-(num_rays // 4), dims=0)
 
 
 def resolve_convention(state_dict: dict[str, Tensor], convention: str = 'auto') -> str:

@@ -19,10 +19,13 @@ from polarmask.ops import batched_nms
 from polarmask.registry import MODELS, TASK_UTILS
 from polarmask.structures import SampleList
 from polarmask.structures.polar import (
+    check_angle_convention,
+    clamp_to_image,
+    distance_to_boxes,
     level_points,
     polar_centerness,
     polygons_to_bboxes,
-    ray_directions,
+    ray_step,
     rays_to_polygons,
 )
 
@@ -30,34 +33,11 @@ INF = 1e8
 REGRESS_RANGES = ((-1, 64), (64, 128), (128, 256), (256, 512), (512, INF))
 
 
-def distance_to_boxes(
-    points: Tensor, distances: Tensor, max_shape: tuple[int, int] | None = None
-) -> Tensor:
-    """Boxes from points and (l, t, r, b) distances.
-
-    Args:
-        points: (n, 2) as (x, y) in pixels.
-        distances: (n, 4) distances to the left, top, right and bottom box sides.
-        max_shape: (H, W); when given, x is clamped to [0, W - 1] and y to [0, H - 1].
-
-    Returns:
-        Tensor: (n, 4) boxes x1y1x2y2.
-    """
-    top_left = points - distances[:, :2]
-    bottom_right = points + distances[:, 2:]
-    boxes = torch.cat((top_left, bottom_right), dim=-1)
-    if max_shape is not None:
-        height, width = max_shape
-        upper = boxes.new_tensor([width - 1, height - 1, width - 1, height - 1])
-        boxes = boxes.clamp(min=0).minimum(upper)
-    return boxes
-
-
-def _flatten_levels(mlvl_maps: list[Tensor]) -> Tensor:
-    """Per-level maps (N, D, H_l, W_l) -> (N * P, D) float32, image-major, levels in order."""
+def _levels_to_points(mlvl_maps: list[Tensor]) -> Tensor:
+    """Per-level maps (N, D, H_l, W_l) -> (N, P, D) float32, levels concatenated in order."""
     num_imgs, channels = mlvl_maps[0].shape[:2]
     flat = [m.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels) for m in mlvl_maps]
-    return torch.cat(flat, dim=1).reshape(-1, channels).float()
+    return torch.cat(flat, dim=1).float()
 
 
 @MODELS.register_module()
@@ -129,7 +109,8 @@ class PolarMaskHead(BaseModule):
                 f'need one regress range per stride: {len(strides)} strides, '
                 f'{len(regress_ranges)} ranges'
             )
-        ray_directions(num_rays, angle_convention)
+        ray_step(num_rays)
+        check_angle_convention(angle_convention)
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.stacked_convs = stacked_convs
@@ -271,15 +252,16 @@ class PolarMaskHead(BaseModule):
         """
         num_imgs = cls_scores[0].size(0)
         featmap_sizes = [score.shape[-2:] for score in cls_scores]
-        mlvl_points = self.prior_points(featmap_sizes, bbox_preds[0].dtype, bbox_preds[0].device)
+        device = bbox_preds[0].device
+        mlvl_points = self.prior_points(featmap_sizes, bbox_preds[0].dtype, device)
         labels, bbox_targets, ray_targets = self.target_generator.get_targets(
-            mlvl_points, batch_gt_instances, self.num_classes
+            featmap_sizes, batch_gt_instances, self.num_classes, device
         )  # (N, P), (N, P, 4), (N, P, R), no grad
 
-        flat_cls_scores = _flatten_levels(cls_scores)  # (N * P, C)
-        flat_bbox_preds = _flatten_levels(bbox_preds)  # (N * P, 4)
-        flat_centerness = _flatten_levels(centernesses).reshape(-1)  # (N * P,)
-        flat_ray_preds = _flatten_levels(ray_preds)  # (N * P, R)
+        flat_cls_scores = _levels_to_points(cls_scores).reshape(-1, self.num_classes)  # (N * P, C)
+        flat_bbox_preds = _levels_to_points(bbox_preds).reshape(-1, 4)  # (N * P, 4)
+        flat_centerness = _levels_to_points(centernesses).reshape(-1)  # (N * P,)
+        flat_ray_preds = _levels_to_points(ray_preds).reshape(-1, self.num_rays)  # (N * P, R)
         flat_labels = labels.reshape(-1)
         flat_points = torch.cat(mlvl_points).repeat(num_imgs, 1)  # (N * P, 2)
 
@@ -338,7 +320,8 @@ class PolarMaskHead(BaseModule):
     ) -> list[InstanceData]:
         """Decode the head outputs of a batch into detections.
 
-        As the original (``docs/original_polarmask.md#decoding``).
+        :meth:`decode_by_feat` then, per image, :meth:`postprocess`; as the original
+        (``docs/original_polarmask.md#decoding``).
 
         Args:
             cls_scores, bbox_preds, centernesses, ray_preds: the outputs of :meth:`forward`.
@@ -351,65 +334,109 @@ class PolarMaskHead(BaseModule):
             list[InstanceData]: per image ``bboxes`` (n, 4), ``scores`` (n,), ``labels`` (n,),
             ``polygons`` (n, R, 2), sorted by decreasing score.
         """
-        cfg = self.test_cfg if cfg is None else ConfigDict(cfg)
-        featmap_sizes = [score.shape[-2:] for score in cls_scores]
-        mlvl_points = self.prior_points(featmap_sizes, bbox_preds[0].dtype, bbox_preds[0].device)
-        results_list = []
-        for img_id, img_meta in enumerate(batch_img_metas):
-            results_list.append(
-                self._predict_by_feat_single(
-                    [score[img_id].detach().float() for score in cls_scores],
-                    [pred[img_id].detach().float() for pred in bbox_preds],
-                    [ctr[img_id].detach().float() for ctr in centernesses],
-                    [pred[img_id].detach().float() for pred in ray_preds],
-                    mlvl_points,
-                    img_meta,
-                    cfg,
-                    rescale,
-                )
+        level_sizes = [score.shape[-2] * score.shape[-1] for score in cls_scores]
+        scores, centerness, bboxes, polygons = self.decode_by_feat(
+            *(
+                [m.detach() for m in maps]
+                for maps in (cls_scores, bbox_preds, centernesses, ray_preds)
             )
-        return results_list
+        )
+        return [
+            self.postprocess(
+                InstanceData(
+                    scores=scores[img_id],
+                    centerness=centerness[img_id],
+                    bboxes=bboxes[img_id],
+                    polygons=polygons[img_id],
+                ),
+                level_sizes,
+                img_meta,
+                cfg,
+                rescale,
+            )
+            for img_id, img_meta in enumerate(batch_img_metas)
+        ]
 
-    def _predict_by_feat_single(
+    def decode_by_feat(
         self,
-        cls_score_list: list[Tensor],
-        bbox_pred_list: list[Tensor],
-        centerness_list: list[Tensor],
-        ray_pred_list: list[Tensor],
-        mlvl_points: list[Tensor],
+        cls_scores: list[Tensor],
+        bbox_preds: list[Tensor],
+        centernesses: list[Tensor],
+        ray_preds: list[Tensor],
+        max_shape: tuple[int, int] | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Decode every point of every level: the dense candidates of a batch.
+
+        Traceable (no data-dependent shapes): the ONNX graph ends here.
+
+        Args:
+            cls_scores, bbox_preds, centernesses, ray_preds: the outputs of :meth:`forward`.
+            max_shape: (H, W); when given, x is clamped to [0, W - 1] and y to [0, H - 1].
+
+        Returns:
+            tuple: ``scores`` (N, P, C) class probabilities, ``centerness`` (N, P)
+            probabilities, ``bboxes`` (N, P, 4) x1y1x2y2 and ``polygons`` (N, P, R, 2) with
+            vertex k on ray k, in input pixels; points level by level, row-major in a level.
+        """
+        featmap_sizes = [score.shape[-2:] for score in cls_scores]
+        points = torch.cat(
+            self.prior_points(featmap_sizes, torch.float32, cls_scores[0].device)
+        )  # (P, 2)
+        bboxes = distance_to_boxes(points, _levels_to_points(bbox_preds), max_shape)
+        polygons = rays_to_polygons(
+            points, _levels_to_points(ray_preds), max_shape, self.angle_convention
+        )
+        return (
+            _levels_to_points(cls_scores).sigmoid(),
+            _levels_to_points(centernesses).squeeze(-1).sigmoid(),
+            bboxes,
+            polygons,
+        )
+
+    def postprocess(
+        self,
+        candidates: InstanceData,
+        level_sizes: list[int],
         img_meta: dict,
-        cfg: ConfigDict,
+        cfg: dict | None = None,
         rescale: bool = False,
     ) -> InstanceData:
-        """Per level top-k by cls x centerness, decode boxes and polygons clamped to the image."""
-        img_shape = tuple(img_meta['img_shape'][:2])
+        """Detections of one image from its dense candidates (:meth:`decode_by_feat`).
+
+        Per level keeps the ``nms_pre`` points of highest max class probability x centerness,
+        clamps boxes and polygons to ``img_shape``, then :meth:`_bbox_post_process`.
+
+        Args:
+            candidates: ``scores`` (P, C), ``centerness`` (P,), ``bboxes`` (P, 4),
+                ``polygons`` (P, R, 2) of one image, in input pixels.
+            level_sizes: points of each level (H_l * W_l), in order.
+            img_meta: the image's ``img_shape`` (H, W) and, for ``rescale``, ``scale_factor``.
+            cfg: test config; defaults to ``test_cfg``.
+            rescale: return boxes and polygons in original-image pixels.
+
+        Returns:
+            InstanceData: ``bboxes``, ``scores``, ``labels``, ``polygons`` of the kept detections.
+        """
+        cfg = self.test_cfg if cfg is None else ConfigDict(cfg)
         nms_pre = cfg.get('nms_pre', -1)
-        mlvl = {'bboxes': [], 'polygons': [], 'scores': [], 'centerness': []}
-        for cls_score, bbox_pred, centerness, ray_pred, points in zip(
-            cls_score_list,
-            bbox_pred_list,
-            centerness_list,
-            ray_pred_list,
-            mlvl_points,
-            strict=True,
-        ):
-            scores = cls_score.permute(1, 2, 0).reshape(-1, self.num_classes).sigmoid()
-            centerness = centerness.permute(1, 2, 0).reshape(-1).sigmoid()
-            bbox_pred = bbox_pred.permute(1, 2, 0).reshape(-1, 4)
-            ray_pred = ray_pred.permute(1, 2, 0).reshape(-1, self.num_rays)
-            if 0 < nms_pre < scores.size(0):
-                topk_inds = (scores * centerness[:, None]).max(dim=1).values.topk(nms_pre).indices
-                scores, centerness = scores[topk_inds], centerness[topk_inds]
-                bbox_pred, ray_pred = bbox_pred[topk_inds], ray_pred[topk_inds]
-                points = points[topk_inds]
-            mlvl['bboxes'].append(distance_to_boxes(points, bbox_pred, img_shape))
-            mlvl['polygons'].append(
-                rays_to_polygons(points, ray_pred, img_shape, self.angle_convention)
+        if sum(level_sizes) != len(candidates):
+            raise ValueError(
+                f'{len(candidates)} candidates but the levels have {sum(level_sizes)} points; '
+                'pass the H_l * W_l of every level of the batch the candidates come from'
             )
-            mlvl['scores'].append(scores)
-            mlvl['centerness'].append(centerness)
-        results = InstanceData(**{key: torch.cat(values) for key, values in mlvl.items()})
-        return self._bbox_post_process(results, cfg, rescale, img_meta)
+        kept = []
+        for level_inds in torch.arange(len(candidates), device=candidates.scores.device).split(
+            level_sizes
+        ):
+            if 0 < nms_pre < level_inds.numel():
+                ranking = candidates.scores[level_inds] * candidates.centerness[level_inds, None]
+                level_inds = level_inds[ranking.max(dim=1).values.topk(nms_pre).indices]
+            kept.append(level_inds)
+        candidates = candidates[torch.cat(kept)]
+        img_shape = tuple(img_meta['img_shape'][:2])
+        candidates.bboxes = clamp_to_image(candidates.bboxes.view(-1, 2, 2), img_shape).view(-1, 4)
+        candidates.polygons = clamp_to_image(candidates.polygons, img_shape)
+        return self._bbox_post_process(candidates, cfg, rescale, img_meta)
 
     def _bbox_post_process(
         self, results: InstanceData, cfg: ConfigDict, rescale: bool, img_meta: dict

@@ -22,16 +22,21 @@ from polarmask.structures.polar import (
     featmap_sizes_for,
     level_points,
     mask_contour,
+    ray_step,
     ray_targets_packed,
 )
 
 
 @functools.lru_cache(maxsize=8)
-def _grid_points(pad_shape: tuple[int, int], strides: tuple[int, ...]) -> Tensor:
-    """(P, 2) CPU points of all levels of an input of ``pad_shape``, cached (read-only)."""
-    featmap_sizes = featmap_sizes_for(pad_shape, list(strides))
+def _grid_points(
+    featmap_sizes: tuple[tuple[int, int], ...], strides: tuple[int, ...], device: torch.device
+) -> Tensor:
+    """(P, 2) points (x, y) of all levels, levels concatenated in order; cached (read-only)."""
     return torch.cat(
-        [level_points(size, stride) for size, stride in zip(featmap_sizes, strides, strict=True)]
+        [
+            level_points(size, stride, device=device)
+            for size, stride in zip(featmap_sizes, strides, strict=True)
+        ]
     )
 
 
@@ -54,8 +59,8 @@ class PolarTarget:
     Only points within the sampling square can be positive, so the assignment looks at
     ``A x A`` grid cells around each centre per level (A = ceil(2 * radius) + 4) instead of all
     points x all gts; the arithmetic on those cells is the original's float32 arithmetic, so the
-    result is the same. Rays of all positives of a batch are computed at once, on the device of
-    the points.
+    result is the same. Rays of all positives of a batch are computed at once, on the model's
+    device.
 
     Differences from the original, all bug fixes: instances without a contour are dropped (by
     ``PolarContours`` in the pipeline, by :meth:`get_targets_single` here) instead of raising an
@@ -82,8 +87,7 @@ class PolarTarget:
                 f'PolarTarget: {len(strides)} strides but {len(regress_ranges)} regress ranges; '
                 'give one (lo, hi) range per level'
             )
-        if num_rays <= 0 or 360 % num_rays:
-            raise ValueError(f'PolarTarget: num_rays must divide 360 (got {num_rays})')
+        ray_step(num_rays)
         self.strides = [int(s) for s in strides]
         self.regress_ranges = [(float(lo), float(hi)) for lo, hi in regress_ranges]
         self.center_sample_radius = float(center_sample_radius)
@@ -92,29 +96,30 @@ class PolarTarget:
     @torch.no_grad()
     def get_targets(
         self,
-        mlvl_points: list[Tensor],
+        featmap_sizes: Sequence[tuple[int, int]],
         batch_gt_instances: list[InstanceData],
         num_classes: int,
+        device: torch.device | str = 'cpu',
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Targets of a batch.
 
         Args:
-            mlvl_points: per level (H_l * W_l, 2) points (x, y) from
-                :func:`~polarmask.structures.polar.level_points`, in level order.
+            featmap_sizes: (H_l, W_l) of each level's feature map, in level order; the points
+                are those of :func:`~polarmask.structures.polar.level_points` on them.
             batch_gt_instances: per image, ``bboxes`` (G, 4) x1, y1, x2, y2 (inclusive pixels),
                 ``labels`` (G,) in 0..C-1, ``contours`` list of G (K_g, 2) float32 (x, y) with
                 K_g >= 1, ``centers`` (G, 2) float32 (x, y) mask centres (see
                 :func:`~polarmask.structures.polar.mask_contour`). Any device.
             num_classes: C; the background label.
+            device: where the targets are computed and returned (the model's device).
 
         Returns:
             tuple: ``labels`` (N, P) int64, C for negatives; ``bbox_targets`` (N, P, 4) float32
             l, t, r, b in pixels, 0 for negatives; ``ray_targets`` (N, P, R) float32 in pixels,
-            0 for negatives. P = sum of H_l * W_l, levels concatenated in order. On the device of
-            the points.
+            0 for negatives. P = sum of H_l * W_l, levels concatenated in order.
         """
-        grids = self._level_grids(mlvl_points)
-        points = torch.cat(mlvl_points).float()  # (P, 2)
+        grids = self._check_featmap_sizes(featmap_sizes)
+        points = _grid_points(tuple(grids), tuple(self.strides), torch.device(device))  # (P, 2)
         bboxes: list[Tensor] = []
         labels: list[Tensor] = []
         centers: list[Tensor] = []
@@ -195,8 +200,8 @@ class PolarTarget:
             contours=contours,
             device=torch.device('cpu'),
         )
-        points = _grid_points(tuple(pad_shape), tuple(self.strides))
         grids = featmap_sizes_for(pad_shape, self.strides)
+        points = _grid_points(tuple(grids), tuple(self.strides), torch.device('cpu'))
         labels, bbox_targets, ray_targets = self._targets(points, grids, gts, 1, num_classes)
         return labels[0], bbox_targets[0], ray_targets[0]
 
@@ -257,26 +262,16 @@ class PolarTarget:
             contour_lengths=lengths.to(device),
         )
 
-    def _level_grids(self, mlvl_points: list[Tensor]) -> list[tuple[int, int]]:
-        """(H_l, W_l) of each level, read from its last point and checked against the grid."""
-        if len(mlvl_points) != len(self.strides):
+    def _check_featmap_sizes(
+        self, featmap_sizes: Sequence[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
+        """``featmap_sizes`` as a list of (H_l, W_l) int pairs, one per stride."""
+        if len(featmap_sizes) != len(self.strides):
             raise ValueError(
-                f'PolarTarget: {len(mlvl_points)} levels of points for {len(self.strides)} '
-                'strides; give the points of every level'
+                f'PolarTarget: {len(featmap_sizes)} feature-map sizes for {len(self.strides)} '
+                'strides; give the (H, W) of every level'
             )
-        corners = torch.stack([p[[0, -1]] for p in mlvl_points]).tolist()  # (L, 2, 2)
-        grids = []
-        for level, (stride, (first, last)) in enumerate(zip(self.strides, corners, strict=True)):
-            offset = stride // 2
-            width = round((last[0] - offset) / stride) + 1
-            height = round((last[1] - offset) / stride) + 1
-            if first != [offset, offset] or width * height != mlvl_points[level].shape[0]:
-                raise ValueError(
-                    f'PolarTarget: the points of level {level} are not the grid that '
-                    f'level_points(featmap_size, stride={stride}) gives; build them with it'
-                )
-            grids.append((height, width))
-        return grids
+        return [(int(height), int(width)) for height, width in featmap_sizes]
 
     def _assign(
         self, points: Tensor, grids: list[tuple[int, int]], gts: dict[str, Tensor], num_imgs: int

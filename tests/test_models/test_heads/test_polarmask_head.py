@@ -126,9 +126,7 @@ def test_loss_normalisation_matches_reference_formulas():
         *outs, [s.gt_instances for s in samples], [s.metainfo for s in samples]
     )
     labels, _, rays = head.target_generator.get_targets(
-        head.prior_points([s.shape[-2:] for s in outs[0]], torch.float32, torch.device('cpu')),
-        [s.gt_instances for s in samples],
-        3,
+        [s.shape[-2:] for s in outs[0]], [s.gt_instances for s in samples], 3
     )
     num_pos = int((labels < 3).sum())
     assert num_pos > 0

@@ -9,7 +9,7 @@ from mmengine.structures import InstanceData
 
 from polarmask.models.task_modules import PolarTarget
 from polarmask.registry import TASK_UTILS
-from polarmask.structures.polar import featmap_sizes_for, level_points, mask_contour
+from polarmask.structures.polar import featmap_sizes_for, mask_contour
 from tests.oracles.polar_target_loop import polar_targets_loop
 from tests.oracles.random_instances import random_instances
 
@@ -30,9 +30,8 @@ def build(num_rays: int = 36) -> PolarTarget:
     )
 
 
-def points_for(pad_shape: tuple[int, int], device: str = 'cpu') -> list[torch.Tensor]:
-    sizes = featmap_sizes_for(pad_shape, list(STRIDES))
-    return [level_points(size, s, device=device) for size, s in zip(sizes, STRIDES, strict=True)]
+def sizes_for(pad_shape: tuple[int, int]) -> list[tuple[int, int]]:
+    return featmap_sizes_for(pad_shape, list(STRIDES))
 
 
 def instances_of(masks: np.ndarray, bboxes: np.ndarray, labels: np.ndarray) -> InstanceData:
@@ -142,7 +141,7 @@ def test_batch_equals_single_images():
     images.insert(1, empty)
     target = build()
     labels, bbox_targets, ray_targets = target.get_targets(
-        points_for(pad_shape), [instances_of(*image) for image in images], NUM_CLASSES
+        sizes_for(pad_shape), [instances_of(*image) for image in images], NUM_CLASSES
     )
     num_points = sum(h * w for h, w in featmap_sizes_for(pad_shape, list(STRIDES)))
     assert labels.shape == (4, num_points) and labels.dtype == torch.long
@@ -191,7 +190,7 @@ def test_strict_inside_the_clipped_sampling_square():
     pad_shape = (128, 128)
     target = build()
     instances = square_instances([[0.0, 0.0, 60.0, 60.0]], [[24.0, 24.0]], [3])
-    labels = target.get_targets(points_for(pad_shape), [instances], NUM_CLASSES)[0][0]
+    labels = target.get_targets(sizes_for(pad_shape), [instances], NUM_CLASSES)[0][0]
     positives = level0_positives(labels, pad_shape, 3)
     assert positives == {(20, 20), (28, 20), (20, 28), (28, 28)}
     assert (labels == 3).sum() == 4
@@ -203,7 +202,7 @@ def test_strict_inside_the_clipped_sampling_square():
         (19.9, {(20, 20), (28, 20), (20, 28), (28, 28)}),
     ):
         instances = square_instances([[x1, 0.0, 60.0, 60.0]], [[24.0, 24.0]], [3])
-        labels = target.get_targets(points_for(pad_shape), [instances], NUM_CLASSES)[0][0]
+        labels = target.get_targets(sizes_for(pad_shape), [instances], NUM_CLASSES)[0][0]
         positives = level0_positives(labels, pad_shape, 3)
         assert positives == expected
 
@@ -213,7 +212,7 @@ def test_regress_range_is_inclusive():
     # At (108, 100): l = 72, outside it: negative on level 0.
     pad_shape = (256, 256)
     instances = square_instances([[36.0, 90.0, 110.0, 110.0]], [[100.0, 100.0]], [2])
-    labels = build().get_targets(points_for(pad_shape), [instances], NUM_CLASSES)[0][0]
+    labels = build().get_targets(sizes_for(pad_shape), [instances], NUM_CLASSES)[0][0]
     assert labels_at(labels, pad_shape, 0, (100, 100)) == 2
     assert labels_at(labels, pad_shape, 0, (108, 100)) == NUM_CLASSES
 
@@ -225,12 +224,12 @@ def test_ties_go_to_the_smallest_box_then_the_first_gt():
     same_area = [[20.0, 20.0, 70.0, 70.0], [18.0, 22.0, 68.0, 72.0]]
     for labels_in, winner in (([1, 2], 1), ([2, 1], 2)):
         instances = square_instances(same_area, centers, labels_in)
-        labels, bbox_targets, _ = target.get_targets(points_for(pad_shape), [instances], 80)
+        labels, bbox_targets, _ = target.get_targets(sizes_for(pad_shape), [instances], 80)
         positive = labels[0] < NUM_CLASSES
         assert positive.sum() == 9 and (labels[0][positive] == winner).all()
     smaller_second = [[10.0, 10.0, 80.0, 80.0], [20.0, 20.0, 70.0, 70.0]]
     instances = square_instances(smaller_second, centers, [1, 2])
-    labels, bbox_targets, _ = target.get_targets(points_for(pad_shape), [instances], 80)
+    labels, bbox_targets, _ = target.get_targets(sizes_for(pad_shape), [instances], 80)
     positive = labels[0] < NUM_CLASSES
     assert positive.sum() == 9 and (labels[0][positive] == 2).all()
     # Box targets are to the winning box: l = x - 20 at the point (44, 44).
@@ -242,7 +241,7 @@ def test_first_instance_centred_at_x_zero_keeps_its_positives():
     # The original returned no positives at all in this case (its "no gt" test); fixed here.
     pad_shape = (128, 128)
     instances = square_instances([[0.0, 30.0, 20.0, 70.0]], [[0.0, 50.0]], [4])
-    labels = build().get_targets(points_for(pad_shape), [instances], NUM_CLASSES)[0][0]
+    labels = build().get_targets(sizes_for(pad_shape), [instances], NUM_CLASSES)[0][0]
     assert labels_at(labels, pad_shape, 0, (4, 52)) == 4
 
 
@@ -254,13 +253,11 @@ def test_bad_inputs_name_the_fix():
     target = build()
     pad_shape = (128, 128)
     instances = square_instances([[0.0, 0.0, 60.0, 60.0]], [[24.0, 24.0]], [3])
-    with pytest.raises(ValueError, match='level_points'):
-        target.get_targets([p.flip(0) for p in points_for(pad_shape)], [instances], 80)
     with pytest.raises(ValueError, match='every level'):
-        target.get_targets(points_for(pad_shape)[:4], [instances], 80)
+        target.get_targets(sizes_for(pad_shape)[:4], [instances], 80)
     instances.contours = [torch.zeros(0, 2)]
     with pytest.raises(ValueError, match='PolarContours'):
-        target.get_targets(points_for(pad_shape), [instances], 80)
+        target.get_targets(sizes_for(pad_shape), [instances], 80)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
@@ -269,7 +266,7 @@ def test_device_batch_equals_cpu():
     rng = np.random.default_rng(11)
     batch = [instances_of(*random_instances(rng, pad_shape, 6, 80, 4, 150)) for _ in range(4)]
     target = build()
-    cpu = target.get_targets(points_for(pad_shape), batch, NUM_CLASSES)
-    cuda = target.get_targets(points_for(pad_shape, 'cuda'), batch, NUM_CLASSES)
+    cpu = target.get_targets(sizes_for(pad_shape), batch, NUM_CLASSES)
+    cuda = target.get_targets(sizes_for(pad_shape), batch, NUM_CLASSES, device='cuda')
     assert all(t.device.type == 'cuda' for t in cuda)
     assert_same_targets(tuple(t.cpu() for t in cuda), cpu)
