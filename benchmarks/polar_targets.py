@@ -28,7 +28,7 @@ from mmengine.structures import InstanceData
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # polarmask and tests.oracles
 
 from polarmask.models.task_modules import PolarTarget  # noqa: E402
-from polarmask.structures.polar import featmap_sizes_for, level_points, mask_contour  # noqa: E402
+from polarmask.structures.polar import featmap_sizes_for, mask_contour  # noqa: E402
 from tests.oracles.polar_target_loop import polar_targets_loop  # noqa: E402
 from tests.oracles.random_instances import random_instances  # noqa: E402
 
@@ -65,6 +65,37 @@ def same(ours, reference) -> bool:
         and torch.equal(ours[1].cpu(), reference[1].cpu())
         and torch.allclose(ours[2].cpu(), reference[2].cpu(), atol=1e-5, rtol=0)
     )
+
+
+def time_batched_targets(
+    target: PolarTarget,
+    batch: list[InstanceData],
+    pad_shape: tuple[int, int],
+    device: str,
+    repeats: int,
+) -> tuple[float, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The batched training path: ``get_targets`` for an input of ``pad_shape`` on ``device``.
+
+    Args:
+        target: the target generator.
+        batch: per image the gt instances (contours from :func:`instances_of`), on the CPU.
+        pad_shape: (H, W) of the padded network input, in pixels.
+        device: where the targets are computed ('cpu', 'cuda').
+        repeats: timed runs after three warm-up runs.
+
+    Returns:
+        tuple: median milliseconds per batch, and the targets (labels (N, P), box targets
+        (N, P, 4), ray targets (N, P, R)) on ``device``.
+    """
+    sizes = featmap_sizes_for(pad_shape, target.strides)
+    sync = torch.cuda.synchronize if torch.device(device).type == 'cuda' else lambda: None
+
+    def run():
+        return target.get_targets(sizes, batch, NUM_CLASSES, device)
+
+    for _ in range(3):
+        targets = run()
+    return median_ms(run, repeats, sync), targets
 
 
 def main() -> None:
@@ -117,23 +148,13 @@ def main() -> None:
     )
 
     batch = [instances_of(*image) for image in (images * 16)[:16]]
-    sizes = featmap_sizes_for(PAD_SHAPE, list(STRIDES))
-    cpu_points = [level_points(size, s) for size, s in zip(sizes, STRIDES, strict=True)]
-    cpu_targets = target.get_targets(cpu_points, batch, NUM_CLASSES)
-    cpu_ms = median_ms(lambda: target.get_targets(cpu_points, batch, NUM_CLASSES), 5)
+    cpu_ms, cpu_targets = time_batched_targets(target, batch, PAD_SHAPE, 'cpu', 5)
     print(f'batched get_targets, 16 images, CPU: {cpu_ms:.1f} ms/batch ({cpu_ms / 16:.2f}/image)')
     if torch.cuda.is_available():
-        gpu_points = [p.cuda() for p in cpu_points]
-
-        def gpu_run():
-            return target.get_targets(gpu_points, batch, NUM_CLASSES)
-
-        for _ in range(3):
-            gpu_run()
-        gpu_ms = median_ms(gpu_run, 20, torch.cuda.synchronize)
+        gpu_ms, gpu_targets = time_batched_targets(target, batch, PAD_SHAPE, 'cuda', 20)
         print(
             f'batched get_targets, 16 images, {torch.cuda.get_device_name()}: '
-            f'{gpu_ms:.2f} ms/batch; identical to the CPU: {same(gpu_run(), cpu_targets)}'
+            f'{gpu_ms:.2f} ms/batch; identical to the CPU: {same(gpu_targets, cpu_targets)}'
         )
 
 
