@@ -1,19 +1,4 @@
-from .inference import (
-    DetectionResult,
-    check_state_dict,
-    config_input_shape,
-    draw_result,
-    inference_detector,
-    init_detector,
-    load_config,
-)
+from .det_result import DetectionResult, draw_result
+from .inference import inference_detector, init_detector
 
-__all__ = [
-    'DetectionResult',
-    'check_state_dict',
-    'config_input_shape',
-    'draw_result',
-    'inference_detector',
-    'init_detector',
-    'load_config',
-]
+__all__ = ['DetectionResult', 'draw_result', 'inference_detector', 'init_detector']

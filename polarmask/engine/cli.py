@@ -20,6 +20,7 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
+from polarmask.utils.config import load_config
 from polarmask.visualization.display import display_problem
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
@@ -132,15 +133,6 @@ def build_test_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_config(path: str, cfg_options: dict | None) -> Config:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'config file {path!r} does not exist')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
-
-
 def _set_work_dir(cfg: Config, args: argparse.Namespace) -> None:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -152,7 +144,7 @@ def _set_work_dir(cfg: Config, args: argparse.Namespace) -> None:
 
 def config_for_training(args: argparse.Namespace) -> Config:
     """The runner config for a training command line."""
-    cfg = _load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     _set_work_dir(cfg, args)
     if args.amp:
@@ -192,7 +184,7 @@ def config_for_training(args: argparse.Namespace) -> Config:
 
 def config_for_testing(args: argparse.Namespace) -> Config:
     """The runner config for a test command line."""
-    cfg = _load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     _set_work_dir(cfg, args)
     if not os.path.isfile(args.checkpoint):

@@ -27,9 +27,10 @@ import torch
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-from polarmask.apis import init_detector, load_config
+from polarmask.apis import init_detector
 from polarmask.engine.cli import report_errors
 from polarmask.utils import register_all_modules
+from polarmask.utils.config import load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -20,8 +20,9 @@ import torch
 from mmengine.analysis import get_model_complexity_info
 from mmengine.config import DictAction
 
-from polarmask.apis import config_input_shape, init_detector, load_config
+from polarmask.apis import init_detector
 from polarmask.engine.cli import report_errors
+from polarmask.utils.config import config_input_shape, load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

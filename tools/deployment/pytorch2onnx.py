@@ -31,9 +31,10 @@ import cv2
 import torch
 from mmengine.config import DictAction
 
-from polarmask.apis import config_input_shape, init_detector, load_config
+from polarmask.apis import init_detector
 from polarmask.deployment import compare_outputs, export_onnx, run_onnxruntime
 from polarmask.engine.cli import report_errors
+from polarmask.utils.config import config_input_shape, load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
