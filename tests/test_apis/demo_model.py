@@ -15,7 +15,7 @@ import torch
 from mmengine.config import Config
 
 from polarmask.apis import init_detector
-from polarmask.datasets.shapes import SHAPES_CLASSES
+from polarmask.datasets.shapes_generator import SHAPES_CLASSES
 
 CONFIG = 'configs/polarmask/demo/polar_shapes_r18.py'
 INPUT_SIZE = tuple(Config.fromfile(CONFIG).test_dataloader.dataset.pipeline[1].scale)  # (W, H)

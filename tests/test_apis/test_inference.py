@@ -13,7 +13,7 @@ from mmengine.config import Config
 from pycocotools import mask as mask_utils
 
 from polarmask.apis import DetectionResult, inference_detector, init_detector
-from polarmask.datasets.shapes import SHAPES_CLASSES
+from polarmask.datasets.shapes_generator import SHAPES_CLASSES
 from polarmask.structures.mask import polygon_to_mask
 from polarmask.structures.polar import ray_directions
 from polarmask.utils.config import config_input_shape, load_config

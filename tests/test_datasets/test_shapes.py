@@ -12,11 +12,11 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from polarmask.datasets import shapes
-from polarmask.datasets.shapes import (
+from polarmask.datasets import shapes, shapes_generator
+from polarmask.datasets.shapes import ShapesDataset
+from polarmask.datasets.shapes_generator import (
     SHAPE_CATEGORIES,
     SHAPES_CLASSES,
-    ShapesDataset,
     make_shapes_dataset,
     render_image,
 )
@@ -148,14 +148,14 @@ def test_occlusion_rules() -> None:
     square[10:50, 10:50] = True
     shape = dict(mask=square, area=1600.0)
     cover = np.zeros_like(square)
-    assert shapes._stays_visible(shape, cover, 0.6, 100)
+    assert shapes_generator._stays_visible(shape, cover, 0.6, 100)
     cover[:, :20] = True  # hides a quarter
-    assert shapes._stays_visible(shape, cover, 0.6, 100)
-    assert not shapes._stays_visible(shape, cover, 0.8, 100)
-    assert not shapes._stays_visible(shape, cover, 0.6, 1201)
+    assert shapes_generator._stays_visible(shape, cover, 0.6, 100)
+    assert not shapes_generator._stays_visible(shape, cover, 0.8, 100)
+    assert not shapes_generator._stays_visible(shape, cover, 0.6, 1201)
     cover[:] = False
     cover[25:35, 25:35] = True  # inside: would leave a hole
-    assert not shapes._stays_visible(shape, cover, 0.6, 100)
+    assert not shapes_generator._stays_visible(shape, cover, 0.6, 100)
 
 
 def polar_iou(mask: np.ndarray, num_rays: int = 36) -> float:
@@ -216,14 +216,14 @@ def test_cli_keeps_then_force_regenerates(tmp_path: Path, monkeypatch, capsys) -
 
 
 def test_interrupted_generation_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
-    write_split = shapes._write_split
+    write_split = shapes_generator._write_split
 
     def fail_on_val(root, split, *args):
         if split == 'val':
             raise KeyboardInterrupt
         write_split(root, split, *args)
 
-    monkeypatch.setattr(shapes, '_write_split', fail_on_val)
+    monkeypatch.setattr(shapes_generator, '_write_split', fail_on_val)
     with pytest.raises(KeyboardInterrupt):
         make_shapes_dataset(tmp_path / 'shapes', num_train=2, num_val=1)
     assert list(tmp_path.iterdir()) == []
@@ -231,15 +231,15 @@ def test_interrupted_generation_leaves_nothing(tmp_path: Path, monkeypatch) -> N
 
 def test_concurrent_caller_keeps_the_winner(tmp_path: Path, monkeypatch) -> None:
     root = tmp_path / 'shapes'
-    write_split = shapes._write_split
+    write_split = shapes_generator._write_split
 
     def another_caller_finishes_first(tmp_root, split, *args):
         if split == 'val':
-            monkeypatch.setattr(shapes, '_write_split', write_split)
+            monkeypatch.setattr(shapes_generator, '_write_split', write_split)
             assert make_shapes_dataset(root, num_train=2, num_val=1)['generated']
         write_split(tmp_root, split, *args)
 
-    monkeypatch.setattr(shapes, '_write_split', another_caller_finishes_first)
+    monkeypatch.setattr(shapes_generator, '_write_split', another_caller_finishes_first)
     summary = make_shapes_dataset(root, num_train=2, num_val=1)
     assert summary['generated'] and summary['num_images'] == dict(train=2, val=1)
     assert siblings(root) == ['shapes']

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from polarmask.datasets.shapes import make_shapes_dataset
+from polarmask.datasets.shapes_generator import make_shapes_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = 'configs/polarmask/demo/polar_shapes_r18.py'

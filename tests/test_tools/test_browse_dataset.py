@@ -13,7 +13,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from polarmask.datasets.shapes import make_shapes_dataset
+from polarmask.datasets.shapes_generator import make_shapes_dataset
 from polarmask.registry import DATASETS, MODELS
 from polarmask.structures.polar import ray_directions
 from polarmask.utils import register_all_modules

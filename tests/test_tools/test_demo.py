@@ -13,7 +13,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from polarmask.apis import inference_detector, init_detector
-from polarmask.datasets.shapes import SHAPES_CLASSES
+from polarmask.datasets.shapes_generator import SHAPES_CLASSES
 from tests.test_apis.demo_model import CONFIG, write_demo_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,8 +7,9 @@ The demo config (``configs/polarmask/demo/polar_shapes_r18.py``) generates its d
 ``--image-size 160 160``; without ``--image-size`` each image side is drawn from ``--side-range``.
 
 Writes ``OUT/{train,val}/*.jpg`` and ``OUT/annotations/instances_{train,val}.json`` (COCO format)
-with :func:`polarmask.datasets.shapes.make_shapes_dataset`, then prints the images, instances per
-category and file sizes of each split. An existing complete dataset is kept unless ``--force``.
+with :func:`polarmask.datasets.shapes_generator.make_shapes_dataset`, then prints the images,
+instances per category and file sizes of each split. An existing complete dataset is kept unless
+``--force``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from polarmask.datasets.shapes import make_shapes_dataset
+from polarmask.datasets.shapes_generator import make_shapes_dataset
 
 
 def parse_args() -> argparse.Namespace:
