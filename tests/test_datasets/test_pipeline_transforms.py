@@ -19,7 +19,9 @@ from polarmask.datasets.transforms import (
     Resize,
     resize_masks,
 )
+from polarmask.registry import TRANSFORMS
 from polarmask.structures import DetDataSample
+from polarmask.utils import register_all_modules
 
 
 def load(coco_root, index: int = 0) -> dict:
@@ -252,3 +254,23 @@ def test_dataset_builds_pipeline_from_configs(coco_root):
         assert out['inputs'].shape[1:] == sample.pad_shape
         assert sample.pad_shape[0] % 32 == 0 and sample.pad_shape[1] == 256
         assert len(sample.gt_instances.contours) == len(sample.gt_instances.bboxes) > 0
+
+
+def test_random_choice_resize_by_name_resizes_masks_with_the_image(coco_root, coco_tools):
+    register_all_modules()
+    transform = TRANSFORMS.build(
+        dict(type='RandomChoiceResize', scales=[(256, 160), 200], keep_ratio=False)
+    )
+    np.random.seed(0)
+    sizes = set()
+    for _ in range(8):
+        results = transform(load(coco_root))
+        sizes.add(results['img_shape'])
+        assert_aligned(PolarContours(keep_masks=True)(results), coco_tools.colors, box_tol=3)
+    assert sizes == {(160, 256), (200, 200)}
+
+
+def test_resize_int_scale_is_a_square(coco_root):
+    results = Resize(scale=100)(load(coco_root))
+    assert results['img_shape'] == (100, 100) and results['gt_masks'].shape[1:] == (100, 100)
+    assert Resize(scale=256, keep_ratio=True)(load(coco_root))['img_shape'] == (192, 256)

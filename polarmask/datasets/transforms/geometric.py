@@ -9,6 +9,9 @@ Naming convention for shapes: G instances, H x W the image before, H' x W' after
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Sequence
+
 import cv2
 import mmcv
 import numpy as np
@@ -66,8 +69,12 @@ class Resize(BaseTransform):
     boxes are multiplied by (w_scale, h_scale) per axis and clipped to [0, W'-1] x [0, H'-1].
     ``scale_factor`` is (W'/W, H'/H), multiplied into an existing one.
 
+    mmcv's ``RandomChoiceResize`` (mmdetection's multi-scale training) wraps this transform: it
+    builds it with ``scale=0`` and sets ``scale`` to the size it draws before each call.
+
     Args:
-        scale: (W, H) target size (for ``keep_ratio``: the (long, short) bound).
+        scale: (W, H) target size (for ``keep_ratio``: the (long, short) bound); an int ``s``
+            means (s, s), as in mmcv.
         keep_ratio: Keep the aspect ratio.
         ratio_range: Optional (low, high); each call multiplies ``scale`` by a ratio drawn
             uniformly from it.
@@ -76,15 +83,27 @@ class Resize(BaseTransform):
 
     def __init__(
         self,
-        scale: tuple[int, int],
+        scale: int | Sequence[int],
         keep_ratio: bool = False,
         ratio_range: tuple[float, float] | None = None,
         interpolation: str = 'bilinear',
     ) -> None:
-        self.scale = tuple(scale)
+        self.scale = scale
         self.keep_ratio = keep_ratio
         self.ratio_range = ratio_range
         self.interpolation = interpolation
+
+    @property
+    def scale(self) -> tuple[int, int]:
+        """(W, H) target size."""
+        return self._scale
+
+    @scale.setter
+    def scale(self, scale: int | Sequence[int]) -> None:
+        scale = (scale, scale) if isinstance(scale, numbers.Integral) else tuple(scale)
+        if len(scale) != 2:
+            raise ValueError(f'{type(self).__name__}: scale must be an int or (W, H), got {scale}')
+        self._scale = scale
 
     def _target_scale(self) -> tuple[int, int]:
         if self.ratio_range is None:
