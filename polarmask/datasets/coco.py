@@ -22,6 +22,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.fileio import load
 from mmengine.logging import print_log
 
+from polarmask.datasets.transforms import check_pipeline
 from polarmask.registry import DATASETS, TRANSFORMS
 from polarmask.structures.mask import is_rle, segmentation_areas
 
@@ -111,7 +112,9 @@ class CocoInsSegDataset(BaseDataset):
         data_prefix: ``dict(img='train2017/')``, the image folder.
         filter_cfg: See above.
         check_image_files: Check at load time that every image file exists (local paths only).
-        pipeline: Transforms, as configs (built from polarmask's ``TRANSFORMS``) or callables.
+        pipeline: Transforms, as configs (built from polarmask's ``TRANSFORMS``) or callables;
+            refused when they would leave the masks behind the image
+            (:func:`~polarmask.datasets.transforms.check_pipeline`).
         **kwargs: Further :class:`mmengine.dataset.BaseDataset` arguments (``test_mode``,
             ``serialize_data``, ``indices``, ``lazy_init``, ``max_refetch``).
     """
@@ -131,6 +134,7 @@ class CocoInsSegDataset(BaseDataset):
     ) -> None:
         self.check_image_files = check_image_files
         built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
+        check_pipeline(built, f"{type(self).__name__} '{ann_file}'")
         super().__init__(
             ann_file=ann_file,
             metainfo=metainfo,

@@ -274,3 +274,42 @@ def test_resize_int_scale_is_a_square(coco_root):
     results = Resize(scale=100)(load(coco_root))
     assert results['img_shape'] == (100, 100) and results['gt_masks'].shape[1:] == (100, 100)
     assert Resize(scale=256, keep_ratio=True)(load(coco_root))['img_shape'] == (192, 256)
+
+
+class _DeclaredAligned:
+    keeps_annotations_aligned = True
+
+    def __call__(self, results: dict) -> dict:
+        return results
+
+
+@pytest.mark.parametrize(
+    ('transform', 'refused'),
+    [
+        (dict(type='CenterCrop', crop_size=32), 'mmcv.transforms.processing.CenterCrop'),
+        (dict(type='mmcv.Resize', scale=(64, 48)), 'mmcv.transforms.processing.Resize'),
+        (
+            dict(type='RandomApply', transforms=[dict(type='CenterCrop', crop_size=32)]),
+            'mmcv.transforms.processing.CenterCrop',
+        ),
+        (dict(type='RandomChoiceResize', scales=[(64, 48)]), None),
+        (dict(type='RandomGrayscale'), None),
+        (_DeclaredAligned(), None),
+    ],
+)
+def test_pipeline_refuses_transforms_that_leave_masks_behind(coco_root, transform, refused):
+    register_all_modules()
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+        transform,
+        dict(type='PolarContours'),
+        dict(type='PackPolarInputs'),
+    ]
+    options = dict(ann_file='annotations/ann.json', data_root=str(coco_root), pipeline=pipeline)
+    options['data_prefix'] = dict(img='images/')
+    if refused is None:
+        CocoInsSegDataset(**options)
+        return
+    with pytest.raises(ValueError, match=f"CocoInsSegDataset 'annotations/ann.json'.*{refused}"):
+        CocoInsSegDataset(**options)

@@ -44,6 +44,8 @@ class PackPolarInputs(BaseTransform):
         meta_keys: Keys of ``results`` copied into the data sample's metainfo.
     """
 
+    keeps_annotations_aligned = True
+
     def __init__(self, meta_keys: tuple[str, ...] = DEFAULT_META_KEYS) -> None:
         self.meta_keys = tuple(meta_keys)
 

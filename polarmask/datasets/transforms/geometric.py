@@ -81,6 +81,8 @@ class Resize(BaseTransform):
         interpolation: Image interpolation for mmcv (``'bilinear'`` as the original).
     """
 
+    keeps_annotations_aligned = True
+
     def __init__(
         self,
         scale: int | Sequence[int],
@@ -201,6 +203,8 @@ class RandomFlip(BaseTransform):
         direction: ``'horizontal'`` or ``'vertical'``.
     """
 
+    keeps_annotations_aligned = True
+
     def __init__(self, prob: float = 0.5, direction: str = 'horizontal') -> None:
         if direction not in ('horizontal', 'vertical'):
             raise ValueError(
@@ -250,6 +254,8 @@ class Pad(BaseTransform):
         size_divisor: Pad each side to a multiple of this.
         pad_val: Image padding value for every channel (masks are padded with 0).
     """
+
+    keeps_annotations_aligned = True
 
     def __init__(
         self,

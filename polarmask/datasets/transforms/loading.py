@@ -28,6 +28,8 @@ class LoadImageFromFile(BaseTransform):
         backend_args: mmengine file-backend arguments (``None`` for local files).
     """
 
+    keeps_annotations_aligned = True
+
     def __init__(
         self,
         color_type: str = 'color',
@@ -85,6 +87,8 @@ class LoadAnnotations(BaseTransform):
         with_label: Load labels.
         with_mask: Load masks.
     """
+
+    keeps_annotations_aligned = True
 
     def __init__(self, with_bbox: bool = True, with_label: bool = True, with_mask: bool = False):
         self.with_bbox = with_bbox

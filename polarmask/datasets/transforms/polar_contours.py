@@ -37,6 +37,8 @@ class PolarContours(BaseTransform):
         keep_masks: Keep ``gt_masks`` in the results (e.g. for visualisation).
     """
 
+    keeps_annotations_aligned = True
+
     def __init__(self, keep_masks: bool = False) -> None:
         self.keep_masks = keep_masks
         self.num_dropped = 0
