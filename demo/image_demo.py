@@ -3,12 +3,13 @@
 ``python demo/image_demo.py INPUTS CONFIG [--weights CKPT] [--out-dir outputs] [--device cpu]
 [--pred-score-thr 0.3] [--batch-size 1] [--cfg-options k=v ...]``
 
-For each image, writes ``OUT_DIR/vis/<name>.png`` (filled translucent masks, polygon outlines,
-class names and scores) and ``OUT_DIR/preds/<name>.json`` (``img_path``, ``height``, ``width``,
-``classes``, and per detection ``labels``, ``class_names``, ``scores``, ``bboxes`` x1y1x2y2,
-``polygons`` [[x, y] x R] and ``masks`` COCO RLE), for the detections with a score of at least
-``--pred-score-thr``, all in pixels of the original image. A folder is searched recursively; its
-sub-folders are kept in the output names.
+For each image, writes ``OUT_DIR/vis/<file name>.png`` (filled translucent masks, polygon
+outlines, class names and scores) and ``OUT_DIR/preds/<file name>.json`` (``img_path``,
+``height``, ``width``, ``classes``, and per detection ``labels``, ``class_names``, ``scores``,
+``bboxes`` x1y1x2y2, ``polygons`` [[x, y] x R] and ``masks`` COCO RLE), for the detections with a
+score of at least ``--pred-score-thr``, all in pixels of the original image. The file name keeps
+its extension (``a.jpg`` -> ``vis/a.jpg.png``), so ``a.jpg`` and ``a.png`` do not overwrite each
+other. A folder is searched recursively; its sub-folders are kept in the output names.
 """
 
 from __future__ import annotations
@@ -49,9 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def list_images(inputs: str) -> list[tuple[str, str]]:
-    """``(path, name without extension)`` of the input image or of every image in a folder."""
+    """``(path, output name)`` of the input image or of every image in a folder.
+
+    The output name is the file name with its extension, relative to the folder.
+    """
     if osp.isfile(inputs):
-        return [(inputs, osp.splitext(osp.basename(inputs))[0])]
+        return [(inputs, osp.basename(inputs))]
     if not osp.isdir(inputs):
         raise FileNotFoundError(f"input '{inputs}' does not exist: pass an image or a folder")
     images = []
@@ -59,7 +63,7 @@ def list_images(inputs: str) -> list[tuple[str, str]]:
         for file in files:
             if file.lower().endswith(IMAGE_EXTENSIONS):
                 path = osp.join(root, file)
-                images.append((path, osp.splitext(osp.relpath(path, inputs))[0]))
+                images.append((path, osp.relpath(path, inputs)))
     if not images:
         raise FileNotFoundError(
             f"folder '{inputs}' has no image files ({', '.join(IMAGE_EXTENSIONS)})"

@@ -21,7 +21,8 @@ class DetVisualizationHook(Hook):
     """Draw predicted polygons on the original images.
 
     In testing, every image is drawn (on every rank) and written to
-    ``<work_dir>/<timestamp>/<test_out_dir>/<image name>.png``, or sent to the runner's vis
+    ``<work_dir>/<timestamp>/<test_out_dir>/<image file name>.png`` (``a.jpg.png``: the extension
+    stays, so ``a.jpg`` and ``a.png`` do not overwrite each other), or sent to the runner's vis
     backends when ``test_out_dir`` is None. In validation, the first image of every
     ``interval``-th batch goes to the vis backends. Class names come from the runner visualizer's
     ``dataset_meta``, which mmengine's val/test loops set from the dataset.
@@ -118,7 +119,7 @@ class DetVisualizationHook(Hook):
             self._test_index += 1
             drawn = self._draw(runner, data_sample)
             if out_dir is not None:
-                stem = osp.splitext(osp.basename(data_sample.img_path))[0]
-                mmcv.imwrite(drawn, osp.join(out_dir, f'{stem}.png'))
+                name = osp.basename(data_sample.img_path)
+                mmcv.imwrite(drawn, osp.join(out_dir, f'{name}.png'))
             else:
                 runner.visualizer.add_image('test_img', mmcv.bgr2rgb(drawn), step=self._test_index)

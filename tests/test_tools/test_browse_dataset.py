@@ -42,7 +42,7 @@ def test_browse_dataset_writes_one_drawing_per_sample(tmp_path, data_root):
         [CONFIG, '--output-dir', str(out), '--not-show', '--max-images', '2', '--scale', '2']
         + ['--cfg-options', f'train_dataloader.dataset.data_root={data_root}']
     )
-    assert sorted(p.name for p in out.iterdir()) == ['000001.png', '000002.png']
+    assert sorted(p.name for p in out.iterdir()) == ['000001.jpg.png', '000002.jpg.png']
     width, height = Config.fromfile(CONFIG).train_dataloader.dataset.pipeline[2].scale
     for path in out.iterdir():
         assert cv2.imread(str(path)).shape == (2 * height, 2 * width, 3)  # the input, scaled x2
@@ -112,7 +112,7 @@ def test_browse_dataset_draws_and_names_instances_without_positive_points(
     )
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert '0 positive points; no positive point, nothing learns: #0 ' in line
-    assert cv2.imread(str(out / '000001.png')) is not None
+    assert cv2.imread(str(out / '000001.jpg.png')) is not None
 
 
 def test_draw_rays_without_points_returns_the_image():
@@ -135,7 +135,7 @@ def test_browse_dataset_without_a_display_writes_files_or_says_why(
     out = tmp_path / 'browse'
     browse_dataset.main([CONFIG, '--output-dir', str(out), '--max-images', '1', *options])
     assert 'not showing the drawings, only writing them to' in capsys.readouterr().out
-    assert [p.name for p in out.iterdir()] == ['000001.png']
+    assert [p.name for p in out.iterdir()] == ['000001.jpg.png']
     with pytest.raises(SystemExit):
         browse_dataset.main([CONFIG, '--max-images', '1', *options])
     error = next(line for line in capsys.readouterr().err.splitlines() if 'error:' in line)

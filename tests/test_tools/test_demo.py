@@ -52,14 +52,14 @@ def test_image_demo_writes_a_drawing_and_a_json_per_image(tmp_path, checkpoint):
         + ['--pred-score-thr', '0.6', '--batch-size', '2']
     )
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob('*.*')) == [
-        'preds/a.json',
-        'preds/sub/b.json',
-        'vis/a.png',
-        'vis/sub/b.png',
+        'preds/a.png.json',
+        'preds/sub/b.png.json',
+        'vis/a.png.png',
+        'vis/sub/b.png.png',
     ]
     model = init_detector(CONFIG, checkpoint)
     for name, img in images.items():
-        record = json.loads((out / 'preds' / f'{name}.json').read_text())
+        record = json.loads((out / 'preds' / f'{name}.png.json').read_text())
         expected = inference_detector(model, str(inputs / f'{name}.png')).select(0.6)
         assert 0 < len(record['scores']) == len(expected)
         assert min(record['scores']) >= 0.6 and record['score_thr'] == 0.6
@@ -68,7 +68,7 @@ def test_image_demo_writes_a_drawing_and_a_json_per_image(tmp_path, checkpoint):
         np.testing.assert_allclose(record['polygons'], expected.polygons, rtol=1e-6)
         np.testing.assert_allclose(record['bboxes'], expected.bboxes, rtol=1e-6)
         assert record['masks'] == expected.masks
-        drawn = cv2.imread(str(out / 'vis' / f'{name}.png'))
+        drawn = cv2.imread(str(out / 'vis' / f'{name}.png.png'))
         assert drawn.shape == img.shape
         covered = mask_utils.decode(expected.masks).any(axis=2)
         assert covered.any()
@@ -83,9 +83,21 @@ def test_image_demo_without_detections_copies_the_image(tmp_path, checkpoint):
         [str(tmp_path / 'c.png'), CONFIG, '--weights', checkpoint, '--out-dir', str(out)]
         + ['--pred-score-thr', '2']
     )
-    np.testing.assert_array_equal(cv2.imread(str(out / 'vis' / 'c.png')), img)
-    record = json.loads((out / 'preds' / 'c.json').read_text())
+    np.testing.assert_array_equal(cv2.imread(str(out / 'vis' / 'c.png.png')), img)
+    record = json.loads((out / 'preds' / 'c.png.json').read_text())
     assert record['scores'] == record['polygons'] == record['masks'] == []
+
+
+def test_image_demo_keeps_images_of_the_same_stem_apart(tmp_path, checkpoint):
+    inputs, out = tmp_path / 'inputs', tmp_path / 'out'
+    inputs.mkdir()
+    cv2.imwrite(str(inputs / 'a.png'), random_image(40, 60, 3))
+    cv2.imwrite(str(inputs / 'a.bmp'), random_image(50, 30, 4))
+    image_demo.main([str(inputs), CONFIG, '--weights', checkpoint, '--out-dir', str(out)])
+    for name, shape in (('a.png', (40, 60, 3)), ('a.bmp', (50, 30, 3))):
+        assert cv2.imread(str(out / 'vis' / f'{name}.png')).shape == shape
+        record = json.loads((out / 'preds' / f'{name}.json').read_text())
+        assert record['img_path'] == str(inputs / name)
 
 
 def test_image_demo_reports_a_missing_input(tmp_path, checkpoint, capsys):

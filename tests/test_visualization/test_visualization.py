@@ -110,7 +110,7 @@ def test_hook_writes_png_per_test_image(tmp_path):
     hook = HOOKS.build(dict(type='DetVisualizationHook', draw=True, test_out_dir='vis'))
     assert isinstance(hook, DetVisualizationHook)
     hook.after_test_iter(runner, 0, {}, [sample])
-    out_file = tmp_path / 'work' / '20240101_000000' / 'vis' / 'img_001.png'
+    out_file = tmp_path / 'work' / '20240101_000000' / 'vis' / 'img_001.jpg.png'
     drawn = cv2.imread(str(out_file))
     assert drawn.shape == (160, 256, 3)
     inside = polygons_to_masks(POLYGONS, (160, 256)).astype(bool)
@@ -119,6 +119,14 @@ def test_hook_writes_png_per_test_image(tmp_path):
 
     DetVisualizationHook(draw=False, test_out_dir='off').after_test_iter(runner, 0, {}, [sample])
     assert not (tmp_path / 'work' / '20240101_000000' / 'off').exists()
+
+    png_path = tmp_path / 'img_001.png'  # the same stem
+    cv2.imwrite(str(png_path), np.full((160, 256, 3), 90, np.uint8))
+    same_stem = sample.clone()
+    same_stem.set_metainfo(dict(img_path=str(png_path)))
+    hook.after_test_iter(runner, 1, {}, [same_stem])
+    assert (cv2.imread(str(out_file)) == drawn).all()
+    assert cv2.imread(str(out_file.with_name('img_001.png.png'))).shape == (160, 256, 3)
 
 
 def test_hook_sends_val_images_to_backends_at_interval(tmp_path):

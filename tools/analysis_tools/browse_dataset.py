@@ -8,7 +8,8 @@ Each sample of ``train_dataloader.dataset`` goes through the training pipeline (
 ground-truth contour, the mass centre (large dot), the positive points (small dots) that
 ``PolarTarget`` assigns to it with the model's strides, regress ranges, sampling radius and
 number of rays, and each positive's target rays to the contour. Images are written to
-``DIR/<image name>.png`` and shown in a window unless ``--not-show``; without a display they are
+``DIR/<image file name>.png`` (extension kept: ``a.jpg.png``, so ``a.jpg`` and ``a.png`` do not
+overwrite each other) and shown in a window unless ``--not-show``; without a display they are
 only written (with ``--output-dir``) or the command stops with one line saying so.
 
 Naming convention for shapes: P points, G instances, R rays.
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
                 instances,
                 class_names=class_names,
             )
-            name = osp.splitext(osp.basename(data_sample.img_path))[0]
+            name = osp.basename(data_sample.img_path)
             if args.output_dir is not None:
                 mmcv.imwrite(drawn, osp.join(args.output_dir, f'{name}.png'))
             note = _unlearned_note(gt_instances.labels, instances, class_names)
