@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 import tempfile
@@ -18,10 +17,9 @@ from collections.abc import Iterator
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
 
 from polarmask.utils.config import load_config
-from polarmask.visualization.display import display_problem
+from polarmask.visualization.display import show_or_write
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
@@ -216,19 +214,7 @@ def config_for_testing(args: argparse.Namespace) -> Config:
         evaluators.append(dict(type='DumpDetResults', out_file_path=args.out))
     cfg.test_evaluator = evaluators
 
-    show = args.show
-    problem = display_problem() if show else None
-    if problem is not None:
-        if not args.show_dir:
-            raise RuntimeError(
-                f'--show: {problem}: write the drawings to files with --show-dir DIR instead'
-            )
-        print_log(
-            f'--show: {problem}: only writing the drawings to --show-dir {args.show_dir}',
-            logger='current',
-            level=logging.WARNING,
-        )
-        show = False
+    show = show_or_write(args.show, args.show_dir, '--show-dir DIR')
     if show or args.show_dir:
         visualization = cfg.default_hooks.get('visualization')
         if visualization is None:

@@ -1,4 +1,4 @@
-from .display import display_problem
+from .display import display_problem, show_or_write
 from .draw import (
     draw_boxes,
     draw_det_instances,
@@ -26,4 +26,5 @@ __all__ = [
     'draw_rays',
     'draw_texts',
     'get_palette',
+    'show_or_write',
 ]

@@ -41,3 +41,31 @@ def display_problem() -> str | None:
     if any(os.environ.get(name) for name in ('DISPLAY', 'WAYLAND_DISPLAY', 'QT_QPA_PLATFORM')):
         return None
     return 'no display (DISPLAY and WAYLAND_DISPLAY are not set)'
+
+
+def show_or_write(show: bool, written_to: str | None, write_flags: str) -> bool:
+    """Whether a command shows its drawings in windows: ``show``, unless there is no display.
+
+    Without a display, a command that writes its drawings anyway says so in one line on stderr
+    and does not show them; one that would only have shown them stops.
+
+    Args:
+        show: the command line asks for windows.
+        written_to: where the drawings are written as well (a folder or file), or None.
+        write_flags: the flags that write them, for the message (e.g. ``'--show-dir DIR'``).
+
+    Returns:
+        bool: whether to open windows.
+
+    Raises:
+        RuntimeError: no display and ``written_to`` is None; the message names ``write_flags``.
+    """
+    problem = display_problem() if show else None
+    if problem is None:
+        return show
+    if written_to is None:
+        raise RuntimeError(f'{problem}: cannot show the drawings; write them with {write_flags}')
+    print(
+        f'{problem}: not showing the drawings, only writing them to {written_to}', file=sys.stderr
+    )
+    return False

@@ -134,7 +134,7 @@ def test_browse_dataset_without_a_display_writes_files_or_says_why(
     options = ['--cfg-options', f'train_dataloader.dataset.data_root={data_root}']
     out = tmp_path / 'browse'
     browse_dataset.main([CONFIG, '--output-dir', str(out), '--max-images', '1', *options])
-    assert 'not showing the drawings, only writing them to' in capsys.readouterr().out
+    assert 'not showing the drawings, only writing them to' in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ['000001.jpg.png']
     with pytest.raises(SystemExit):
         browse_dataset.main([CONFIG, '--max-images', '1', *options])

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from polarmask.visualization import display, display_problem
+from polarmask.visualization import display, display_problem, show_or_write
 
 DISPLAY_VARIABLES = ('DISPLAY', 'WAYLAND_DISPLAY', 'QT_QPA_PLATFORM')
 
@@ -35,3 +35,16 @@ def test_headless_opencv_is_a_problem_even_with_a_display(monkeypatch):
 
 def test_opencv_gui_is_read_from_the_build_information():
     assert display._opencv_gui() not in ('', 'UNKNOWN')
+
+
+def test_show_or_write_without_a_display(linux_without_display, capsys):
+    assert show_or_write(False, None, '--out FILE') is False
+    assert show_or_write(True, 'out.mp4', '--out FILE') is False
+    assert 'not showing the drawings, only writing them to out.mp4' in capsys.readouterr().err
+    with pytest.raises(RuntimeError, match='cannot show the drawings; write them with --out FILE'):
+        show_or_write(True, None, '--out FILE')
+
+
+def test_show_or_write_with_a_display(linux_without_display, monkeypatch):
+    monkeypatch.setenv('DISPLAY', ':0')
+    assert show_or_write(True, None, '--out FILE') is True

@@ -33,7 +33,7 @@ from polarmask.registry import DATASETS, MODELS
 from polarmask.structures import DetDataSample
 from polarmask.structures.polar import featmap_sizes_for, rays_to_polygons
 from polarmask.utils import register_all_modules
-from polarmask.visualization import display_problem, draw_polar_targets
+from polarmask.visualization import draw_polar_targets, show_or_write
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -125,16 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         register_all_modules()
         if not osp.isfile(args.config):
             raise FileNotFoundError(f"config '{args.config}' does not exist")
-        show = not args.not_show
-        problem = display_problem() if show else None
-        if problem is not None:
-            if args.output_dir is None:
-                raise RuntimeError(
-                    f'{problem}: cannot show the drawings; write them to files with '
-                    '--output-dir DIR --not-show'
-                )
-            print(f'{problem}: not showing the drawings, only writing them to {args.output_dir}')
-            show = False
+        show = show_or_write(not args.not_show, args.output_dir, '--output-dir DIR --not-show')
         cfg = Config.fromfile(args.config)
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
