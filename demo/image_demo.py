@@ -1,7 +1,10 @@
 """Run a PolarMask model on an image or a folder of images.
 
-``python demo/image_demo.py INPUTS CONFIG [--weights CKPT] [--out-dir outputs] [--device cpu]
-[--pred-score-thr 0.3] [--batch-size 1] [--cfg-options k=v ...]``
+``python demo/image_demo.py INPUTS CONFIG [CKPT | --weights CKPT] [--out-dir outputs]
+[--device cpu] [--pred-score-thr 0.3] [--batch-size 1] [--cfg-options k=v ...]``
+
+The checkpoint may follow the config, as in mmdetection's demos (``--score-thr`` is accepted for
+``--pred-score-thr`` too); without one the model keeps its random weights.
 
 For each image, writes ``OUT_DIR/vis/<file name>.png`` (filled translucent masks, polygon
 outlines, class names and scores) and ``OUT_DIR/preds/<file name>.json`` (``img_path``,
@@ -21,10 +24,9 @@ import os.path as osp
 import time
 
 import mmcv
-from mmengine.config import DictAction
 
 from polarmask.apis import draw_result, inference_detector, init_detector
-from polarmask.engine.cli import report_errors
+from polarmask.engine.cli import add_demo_arguments, parse_demo_args, report_errors
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -33,20 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='PolarMask on images: drawings + JSON')
     parser.add_argument('inputs', help='an image file or a folder of images')
     parser.add_argument('config', help='config file')
-    parser.add_argument('--weights', help='checkpoint file (random weights without it)')
+    add_demo_arguments(parser, batch_size=1)
     parser.add_argument('--out-dir', default='outputs', help='output folder (vis/, preds/)')
-    parser.add_argument('--device', default='cpu', help="device, e.g. 'cpu' or 'cuda:0'")
-    parser.add_argument(
-        '--pred-score-thr', type=float, default=0.3, help='minimum score drawn and saved'
-    )
-    parser.add_argument('--batch-size', type=int, default=1, help='images per forward pass')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config values, k=v'
-    )
-    args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error(f'--batch-size must be >= 1 (got {args.batch_size})')
-    return args
+    return parse_demo_args(parser, argv)
 
 
 def list_images(inputs: str) -> list[tuple[str, str]]:
@@ -77,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         images = list_images(args.inputs)
         model = init_detector(args.config, args.weights, args.device, args.cfg_options)
         if args.weights is None:
-            print('warning: no --weights given, the model has random weights')
+            print('warning: no checkpoint given, the model has random weights')
         palette = model.dataset_meta.get('palette')
         start = time.perf_counter()
         for first in range(0, len(images), args.batch_size):

@@ -1,10 +1,14 @@
-"""Run a PolarMask model on every frame of a video and write the drawn video.
+"""Run a PolarMask model on every frame of a video or a camera; write and/or show the drawings.
 
-``python demo/video_demo.py VIDEO CONFIG --weights CKPT --out out.mp4 [--device cpu]
-[--pred-score-thr 0.3] [--batch-size 4] [--cfg-options k=v ...]``
+``python demo/video_demo.py VIDEO CONFIG [CKPT | --weights CKPT] [--out out.mp4] [--show]
+[--wait-time S] [--device cpu] [--pred-score-thr 0.3] [--batch-size 4] [--cfg-options k=v ...]``
 
-Frames are read and written with OpenCV at the input's frame rate and size; ``.avi`` outputs
-are MJPG, anything else MPEG-4 (``mp4v``).
+mmdetection's form ``video_demo.py VIDEO CONFIG CHECKPOINT --score-thr 0.5 --out o.mp4 --show``
+works as well. ``VIDEO`` is a file, or a camera index such as ``0`` (then one frame per forward
+pass unless ``--batch-size`` says otherwise). Frames are read and written with OpenCV at the
+input's frame rate and size; ``.avi`` outputs are MJPG, anything else MPEG-4 (``mp4v``).
+``--show`` shows each drawn frame for ``--wait-time`` seconds (default: one frame interval;
+0 waits for a key); q or Esc stops, as does Ctrl-C, and what was read so far is written.
 """
 
 from __future__ import annotations
@@ -12,48 +16,82 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
+import sys
 import time
 
 import cv2
 import numpy as np
-from mmengine.config import DictAction
 
 from polarmask.apis import draw_result, inference_detector, init_detector
-from polarmask.engine.cli import report_errors
+from polarmask.engine.cli import add_demo_arguments, parse_demo_args, report_errors
+from polarmask.visualization import show_or_write
 
 DEFAULT_FPS = 25.0
+WINDOW_NAME = 'PolarMask'
+QUIT_KEYS = (ord('q'), 27)  # q, Esc
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='PolarMask on a video: a drawn video')
-    parser.add_argument('video', help='input video file')
+    parser = argparse.ArgumentParser(description='PolarMask on a video or a camera')
+    parser.add_argument('video', help='input video file, or a camera index such as 0')
     parser.add_argument('config', help='config file')
-    parser.add_argument('--weights', required=True, help='checkpoint file')
-    parser.add_argument('--out', required=True, help='output video (.mp4, or .avi for MJPG)')
-    parser.add_argument('--device', default='cpu', help="device, e.g. 'cpu' or 'cuda:0'")
-    parser.add_argument('--pred-score-thr', type=float, default=0.3, help='minimum score drawn')
-    parser.add_argument('--batch-size', type=int, default=4, help='frames per forward pass')
+    add_demo_arguments(parser, batch_size=None)
+    parser.add_argument('--out', help='output video (.mp4, or .avi for MJPG)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config values, k=v'
+        '--show', action='store_true', help='show the drawn frames (q or Esc stops)'
     )
-    args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error(f'--batch-size must be >= 1 (got {args.batch_size})')
+    parser.add_argument(
+        '--wait-time',
+        type=float,
+        default=None,
+        help='seconds each shown frame stays (default: one frame interval; 0: until a key)',
+    )
+    args = parse_demo_args(parser, argv)
+    if args.weights is None:
+        parser.error('no checkpoint: video_demo.py VIDEO CONFIG CHECKPOINT (or --weights CKPT)')
+    if args.out is None and not args.show:
+        parser.error('nothing to do: give --out FILE, --show, or both')
     return args
 
 
-def open_video(path: str) -> tuple[cv2.VideoCapture, float]:
-    """The capture of ``path`` and its frame rate (``DEFAULT_FPS`` when unknown)."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f"video '{path}' does not exist: check the path")
-    capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        raise ValueError(
-            f"OpenCV cannot open video '{path}': pass a video file it can decode (e.g. .mp4, "
-            '.avi), or convert it with ffmpeg -i IN -c:v libx264 OUT.mp4'
-        )
+def is_camera(source: str) -> bool:
+    """Whether ``source`` is a camera index such as ``'0'`` rather than a video file."""
+    return source.isdigit() and not osp.isfile(source)
+
+
+def open_video(source: str) -> tuple[cv2.VideoCapture, float]:
+    """The capture of a video file or a camera index, and its frame rate (or ``DEFAULT_FPS``)."""
+    if is_camera(source):
+        capture = cv2.VideoCapture(int(source))
+        if not capture.isOpened():
+            raise ValueError(
+                f'OpenCV cannot open camera {source}: check that it is connected and not in use '
+                'by another program, or pass a video file'
+            )
+    else:
+        if not osp.isfile(source):
+            raise FileNotFoundError(
+                f"video '{source}' does not exist: check the path, or pass a camera index such as 0"
+            )
+        capture = cv2.VideoCapture(source)
+        if not capture.isOpened():
+            raise ValueError(
+                f"OpenCV cannot open video '{source}': pass a video file it can decode (e.g. .mp4, "
+                '.avi), or convert it with ffmpeg -i IN -c:v libx264 OUT.mp4'
+            )
     fps = capture.get(cv2.CAP_PROP_FPS)
     return capture, fps if fps and np.isfinite(fps) and fps > 0 else DEFAULT_FPS
+
+
+def read_frames(capture: cv2.VideoCapture, count: int) -> list[np.ndarray]:
+    """Up to ``count`` next (H, W, 3) BGR frames; fewer at the end of the video."""
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    return frames
 
 
 def open_writer(path: str, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
@@ -70,37 +108,43 @@ def open_writer(path: str, fps: float, size: tuple[int, int]) -> cv2.VideoWriter
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     with report_errors(args.video):
+        show = show_or_write(args.show, args.out, '--out FILE')
         capture, fps = open_video(args.video)
+        batch_size = args.batch_size or (1 if is_camera(args.video) else 4)
+        wait_time = 1 / fps if args.wait_time is None else args.wait_time
+        wait_ms = 0 if wait_time == 0 else max(1, round(1000 * wait_time))  # 0: until a key
         model = init_detector(args.config, args.weights, args.device, args.cfg_options)
         palette = model.dataset_meta.get('palette')
         writer = None
-        num_frames, start = 0, time.perf_counter()
+        num_frames, start, stop = 0, time.perf_counter(), False
         try:
-            while True:
-                frames = []
-                while len(frames) < args.batch_size:
-                    ok, frame = capture.read()
-                    if not ok:
-                        break
-                    frames.append(frame)
-                if not frames:
-                    break
-                if writer is None:
+            while not stop and (frames := read_frames(capture, batch_size)):
+                if writer is None and args.out is not None:
                     height, width = frames[0].shape[:2]
                     writer = open_writer(args.out, fps, (width, height))
                 for frame, result in zip(frames, inference_detector(model, frames), strict=True):
-                    writer.write(draw_result(frame, result, args.pred_score_thr, palette))
-                num_frames += len(frames)
+                    drawn = draw_result(frame, result, args.pred_score_thr, palette)
+                    if writer is not None:
+                        writer.write(drawn)
+                    num_frames += 1
+                    if show:
+                        cv2.imshow(WINDOW_NAME, drawn)
+                        stop = cv2.waitKey(wait_ms) & 0xFF in QUIT_KEYS
+                        if stop:
+                            break
+        except KeyboardInterrupt:
+            print('stopped (Ctrl-C)', file=sys.stderr)
         finally:
             capture.release()
             if writer is not None:
                 writer.release()
-        if writer is None:
+            if show:
+                cv2.destroyAllWindows()
+        if num_frames == 0:
             raise ValueError(f"video '{args.video}' has no frames OpenCV can read")
         seconds = time.perf_counter() - start
-        print(
-            f'{num_frames} frames in {seconds:.1f} s ({num_frames / seconds:.1f} fps) -> {args.out}'
-        )
+        written = f' -> {args.out}' if args.out is not None else ''
+        print(f'{num_frames} frames in {seconds:.1f} s ({num_frames / seconds:.1f} fps){written}')
 
 
 if __name__ == '__main__':

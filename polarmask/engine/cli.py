@@ -1,4 +1,5 @@
-"""Command-line parsing and config assembly for ``tools/train.py`` and ``tools/test.py``.
+"""Command-line parsing and config assembly for ``tools/train.py`` and ``tools/test.py``, and
+the arguments the demos share.
 
 The parsers accept mmdetection 3.x's flags and the original PolarMask's spellings, so the seed's
 commands run verbatim (``--work_dir``, ``--resume_from``, ``--validate``, ``--eval segm``,
@@ -129,6 +130,56 @@ def build_test_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per image for --show')
     return parser
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser, batch_size: int | None) -> None:
+    """Arguments the demos share, to follow their input and config arguments.
+
+    mmdetection's forms (``CHECKPOINT`` after the config, ``--score-thr``) are accepted as well
+    as ``--weights`` and ``--pred-score-thr``; :func:`parse_demo_args` reads them.
+
+    Args:
+        parser: the demo's parser.
+        batch_size: default of ``--batch-size`` (None: the demo chooses).
+    """
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint file (or --weights CKPT)')
+    parser.add_argument('--weights', help='checkpoint file, the same as CHECKPOINT')
+    parser.add_argument('--device', default='cpu', help="device, e.g. 'cpu' or 'cuda:0'")
+    parser.add_argument(
+        '--pred-score-thr',
+        '--score-thr',
+        dest='pred_score_thr',
+        type=float,
+        default=0.3,
+        help='minimum score drawn and saved',
+    )
+    parser.add_argument(
+        '--batch-size', type=int, default=batch_size, help='images per forward pass'
+    )
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config values, k=v'
+    )
+
+
+def parse_demo_args(
+    parser: argparse.ArgumentParser, argv: list[str] | None = None
+) -> argparse.Namespace:
+    """Parse a demo command line of :func:`add_demo_arguments`.
+
+    Returns:
+        argparse.Namespace: with ``weights`` the checkpoint given as ``CHECKPOINT`` or
+        ``--weights`` (None when neither).
+    """
+    args = parser.parse_args(argv)
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error(f'--batch-size must be >= 1 (got {args.batch_size})')
+    if args.checkpoint is not None and args.weights not in (None, args.checkpoint):
+        parser.error(
+            f'two checkpoints: CHECKPOINT {args.checkpoint} and --weights {args.weights}; '
+            'give one of them'
+        )
+    args.weights = args.weights or args.checkpoint
+    return args
 
 
 def _set_work_dir(cfg: Config, args: argparse.Namespace) -> None:

@@ -14,6 +14,7 @@ from pycocotools import mask as mask_utils
 
 from polarmask.apis import inference_detector, init_detector
 from polarmask.datasets.shapes_generator import SHAPES_CLASSES
+from polarmask.visualization import display
 from tests.test_apis.demo_model import CONFIG, write_demo_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,3 +154,65 @@ def test_video_demo_reports_an_unreadable_video(tmp_path, checkpoint, capsys):
         )
     assert f"OpenCV cannot open video '{tmp_path / 'notes.mp4'}'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_image_demo_takes_the_checkpoint_after_the_config(tmp_path, checkpoint, capsys):
+    cv2.imwrite(str(tmp_path / 'c.png'), random_image(40, 60, 2))
+    out = tmp_path / 'out'
+    image_demo.main([str(tmp_path / 'c.png'), CONFIG, checkpoint, '--out-dir', str(out)])
+    assert (out / 'preds' / 'c.png.json').is_file()
+    assert 'random weights' not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        image_demo.main([str(tmp_path / 'c.png'), CONFIG, checkpoint, '--weights', 'other.pth'])
+    assert 'two checkpoints' in capsys.readouterr().err
+
+
+def test_video_demo_mmdetection_form_with_show(tmp_path, checkpoint, monkeypatch):
+    video, out = tmp_path / 'in.mp4', tmp_path / 'out.mp4'
+    write_video(video, num_frames=5, size=(96, 64), fps=5)
+    shown = []
+    monkeypatch.setenv('DISPLAY', ':0')
+    monkeypatch.setattr(display, '_opencv_gui', lambda: 'QT5')
+    monkeypatch.setattr(video_demo.cv2, 'imshow', lambda name, frame: shown.append(frame))
+    monkeypatch.setattr(video_demo.cv2, 'waitKey', lambda ms: ord('q') if len(shown) == 3 else -1)
+    monkeypatch.setattr(video_demo.cv2, 'destroyAllWindows', lambda: None)
+    video_demo.main(
+        [str(video), CONFIG, checkpoint, '--score-thr', '0.5', '--out', str(out), '--show']
+    )
+    frames, _ = read_video(out)
+    assert len(shown) == len(frames) == 3  # q stopped the demo; what was shown is written
+    np.testing.assert_array_equal(frames[0].shape, shown[0].shape)
+
+
+class FakeCamera:
+    """cv2.VideoCapture of a camera that gives three frames."""
+
+    opened: list = []
+
+    def __init__(self, source) -> None:
+        FakeCamera.opened.append(source)
+        self.frames = [random_image(48, 64, seed) for seed in range(3)]
+
+    def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
+        return True
+
+    def get(self, prop: int) -> float:
+        return 0.0  # cameras often report no frame rate
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+    def release(self) -> None:
+        pass
+
+
+def test_video_demo_reads_a_camera_index(tmp_path, checkpoint, monkeypatch, capsys):
+    monkeypatch.setattr(video_demo.cv2, 'VideoCapture', FakeCamera)
+    monkeypatch.chdir(tmp_path)  # no file named 0
+    out = tmp_path / 'camera.avi'
+    video_demo.main(['0', str(REPO / CONFIG), checkpoint, '--out', str(out)])
+    assert FakeCamera.opened == [0]
+    monkeypatch.undo()
+    frames, fps = read_video(out)
+    assert len(frames) == 3 and fps == pytest.approx(video_demo.DEFAULT_FPS)
+    assert '3 frames in' in capsys.readouterr().out
