@@ -69,3 +69,58 @@ def test_seed_schedules(path, lr, warmup, milestones, epochs, images_per_gpu):
     assert steps_cfg.type == 'MultiStepLR' and steps_cfg.milestones == milestones
     assert cfg.train_cfg.max_epochs == epochs
     assert cfg.train_dataloader.batch_size == images_per_gpu
+
+
+@pytest.mark.parametrize(
+    ('path', 'train_resize', 'test_scale'),
+    [
+        ('4gpu/polar_768_1x_r50.py', dict(type='Resize', scale=(1280, 768)), (1280, 768)),
+        ('32gpu/polar_800_1x_r50.py', dict(type='Resize', scale=(1333, 800)), (1333, 800)),
+        (
+            '32gpu/polar_640_800_2x_r50.py',
+            dict(type='RandomResize', scale=[(1333, 640), (1333, 800)]),
+            (1333, 800),
+        ),
+        ('demo/polar_shapes_r18.py', dict(type='Resize', scale=(160, 160)), (160, 160)),
+    ],
+)
+def test_data_configs_change_only_the_resize_of_the_768_base(path, train_resize, test_scale):
+    base = Config.fromfile(str(CONFIG_ROOT / '_base_' / 'datasets' / 'coco_instance_768.py'))
+    cfg = Config.fromfile(str(CONFIG_ROOT / 'polarmask' / path))
+    train = cfg.train_dataloader.dataset.pipeline
+    assert [step.type for step in train] == [
+        train_resize['type'] if step.type == 'Resize' else step.type for step in base.train_pipeline
+    ]
+    assert train[2] == dict(train_resize, keep_ratio=False)
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        assert [step.type for step in loader.dataset.pipeline] == [
+            step.type for step in base.test_pipeline
+        ]
+        assert loader.dataset.pipeline[1] == dict(type='Resize', scale=test_scale, keep_ratio=False)
+    assert base.train_pipeline[2].scale == (1280, 768)
+
+
+def test_demo_keeps_its_own_data_filters():
+    cfg = Config.fromfile(str(CONFIG_ROOT / 'polarmask' / 'demo' / 'polar_shapes_r18.py'))
+    assert cfg.train_dataloader.dataset.type == 'ShapesDataset'
+    assert cfg.train_dataloader.dataset.filter_cfg == dict(filter_empty_gt=True, min_size=32)
+    assert (cfg.train_dataloader.num_workers, cfg.val_dataloader.batch_size) == (0, 8)
+
+
+@pytest.mark.parametrize(
+    ('path', 'pad'),
+    [
+        ('4gpu/polar_768_1x_x101.py', 32),
+        ('32gpu/polar_768_1x_x101.py', 32),
+        ('32gpu/polar_640_800_2x_x101.py', 128),
+    ],
+)
+def test_x101_configs(path, pad):
+    model = Config.fromfile(str(CONFIG_ROOT / 'polarmask' / path)).model
+    backbone = model.backbone
+    assert (backbone.type, backbone.depth, backbone.style) == ('ResNeXt', 101, 'pytorch')
+    assert (backbone.groups, backbone.base_width, backbone.frozen_stages) == (64, 4, 1)
+    assert backbone.init_cfg.checkpoint == 'open-mmlab://resnext101_64x4d'
+    preprocessor = model.data_preprocessor
+    assert preprocessor.mean == [123.675, 116.28, 103.53] and preprocessor.bgr_to_rgb is True
+    assert preprocessor.pad_size_divisor == pad

@@ -4,18 +4,12 @@
 _base_ = './schedule_1x_4gpu.py'
 
 base_lr = 0.08
-warmup_start_lr = 0.01 / 3
+max_epochs = 14
 
-train_cfg = dict(max_epochs=14)
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=warmup_start_lr / base_lr,
-        by_epoch=False,
-        begin=0,
-        end=2001,  # full lr at iteration 2000, as the original
-    ),
-    dict(type='MultiStepLR', by_epoch=True, begin=0, end=14, milestones=[10, 13], gamma=0.1),
-]
+train_cfg = dict(max_epochs=max_epochs)
+param_scheduler = _base_.param_scheduler
+# Full lr at iteration 2000, as the original.
+param_scheduler[0].update(start_factor=_base_.warmup_start_lr / base_lr, end=2001)
+param_scheduler[1].update(end=max_epochs, milestones=[10, 13])
 optim_wrapper = dict(optimizer=dict(lr=base_lr))
 auto_scale_lr = dict(base_batch_size=128)

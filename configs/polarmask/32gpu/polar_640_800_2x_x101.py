@@ -1,16 +1,9 @@
-_base_ = './polar_640_800_2x_r50.py'
+_base_ = [
+    '../../_base_/models/polarmask_x101_64x4d_fpn.py',
+    '../../_base_/datasets/coco_instance_ms_640_800.py',
+    '../../_base_/schedules/schedule_2x_32gpu_ms.py',
+    '../../_base_/default_runtime.py',
+]
 
-model = dict(
-    data_preprocessor=dict(
-        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True
-    ),
-    backbone=dict(
-        type='ResNeXt',
-        depth=101,
-        groups=64,
-        base_width=4,
-        style='pytorch',
-        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://resnext101_64x4d'),
-    ),
-)
+model = dict(data_preprocessor=dict(pad_size_divisor=128))
 train_dataloader = dict(num_workers=4)

@@ -1,18 +1,10 @@
-# ResNeXt-101 64x4d, pytorch style with RGB normalisation, 2 images per GPU; lr stays 0.01 as in
-# the original (not rescaled for 8 images per iteration).
-_base_ = './polar_768_1x_r50.py'
+# ResNeXt-101 64x4d, 2 images per GPU; lr stays 0.01 as in the original (not rescaled for 8 images
+# per iteration).
+_base_ = [
+    '../../_base_/models/polarmask_x101_64x4d_fpn.py',
+    '../../_base_/datasets/coco_instance_768.py',
+    '../../_base_/schedules/schedule_1x_4gpu.py',
+    '../../_base_/default_runtime.py',
+]
 
-model = dict(
-    data_preprocessor=dict(
-        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True
-    ),
-    backbone=dict(
-        type='ResNeXt',
-        depth=101,
-        groups=64,
-        base_width=4,
-        style='pytorch',
-        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://resnext101_64x4d'),
-    ),
-)
 train_dataloader = dict(batch_size=2)

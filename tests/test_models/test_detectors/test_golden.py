@@ -20,52 +20,12 @@ from mmengine.structures import InstanceData
 from polarmask.registry import MODELS
 from polarmask.structures import DetDataSample
 from polarmask.structures.polar import mask_contour
+from tests.tiny_model import tiny_model_cfg
 
 GOLDEN = Path(__file__).resolve().parents[2] / 'data' / 'golden' / 'polarmask_tiny.pt'
 UPDATE = os.environ.get('POLARMASK_UPDATE_GOLDEN') == '1'
 
-MODEL = dict(
-    type='PolarMask',
-    data_preprocessor=dict(
-        type='PolarDataPreprocessor',
-        mean=[102.9801, 115.9465, 122.7717],
-        std=[1.0, 1.0, 1.0],
-        bgr_to_rgb=False,
-        pad_size_divisor=32,
-    ),
-    backbone=dict(
-        type='ResNet',
-        depth=18,
-        base_channels=4,
-        frozen_stages=1,
-        norm_cfg=dict(type='BN', requires_grad=False),
-        style='caffe',
-    ),
-    neck=dict(
-        type='FPN',
-        in_channels=[4, 8, 16, 32],
-        out_channels=8,
-        start_level=1,
-        add_extra_convs='on_output',
-        num_outs=5,
-        relu_before_extra_convs=True,
-    ),
-    bbox_head=dict(
-        type='PolarMaskHead',
-        num_classes=3,
-        in_channels=8,
-        stacked_convs=2,
-        feat_channels=8,
-        num_rays=36,
-        norm_cfg=dict(type='GN', num_groups=4),
-    ),
-    test_cfg=dict(
-        nms_pre=1000,
-        score_thr=0.05,
-        nms=dict(type='nms', iou_threshold=0.5, offset=1),
-        max_per_img=6,
-    ),
-)
+MODEL = tiny_model_cfg(max_per_img=6)
 
 
 def _seeded_model():

@@ -1,64 +1,20 @@
 """PolarMask detector: training and inference on CPU, the R-50 config, original checkpoints."""
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 from polarmask.models.detectors import PolarMask, convert_original_state_dict
 from polarmask.registry import MODELS
 from polarmask.structures import DetDataSample
 from polarmask.structures.polar import mask_contour
+from tests.tiny_model import r50_model_cfg, tiny_model_cfg
 
-# The model section of the shipped R-50 config (configs/polarmask/4gpu/polar_768_1x_r50.py).
-R50_MODEL = Config.fromfile(
-    str(Path(__file__).resolve().parents[3] / 'configs/_base_/models/polarmask_r50_fpn.py')
-).model.to_dict()
-
-TINY_MODEL = dict(
-    type='PolarMask',
-    data_preprocessor=dict(
-        type='PolarDataPreprocessor',
-        mean=[100.0, 110.0, 120.0],
-        std=[50.0, 50.0, 50.0],
-        pad_size_divisor=32,
-    ),
-    backbone=dict(
-        type='ResNet',
-        depth=18,
-        base_channels=4,
-        frozen_stages=1,
-        norm_cfg=dict(type='BN', requires_grad=False),
-        style='caffe',
-    ),
-    neck=dict(
-        type='FPN',
-        in_channels=[4, 8, 16, 32],
-        out_channels=8,
-        start_level=1,
-        add_extra_convs='on_output',
-        num_outs=5,
-        relu_before_extra_convs=True,
-    ),
-    bbox_head=dict(
-        type='PolarMaskHead',
-        num_classes=3,
-        in_channels=8,
-        stacked_convs=2,
-        feat_channels=8,
-        norm_cfg=dict(type='GN', num_groups=4),
-    ),
-    test_cfg=dict(
-        nms_pre=1000,
-        score_thr=0.05,
-        nms=dict(type='nms', iou_threshold=0.5, offset=1),
-        max_per_img=100,
-    ),
-)
+R50_MODEL = r50_model_cfg()
+TINY_MODEL = tiny_model_cfg()
 
 
 def original_r50_state_dict() -> dict[str, tuple[int, ...]]:
