@@ -9,6 +9,7 @@ from .draw import (
     draw_rays,
     draw_texts,
     get_palette,
+    tag_layout,
 )
 from .hooks import DetVisualizationHook
 from .local_visualizer import PolarVisualizer
@@ -27,4 +28,5 @@ __all__ = [
     'draw_texts',
     'get_palette',
     'show_or_write',
+    'tag_layout',
 ]

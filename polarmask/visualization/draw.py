@@ -19,6 +19,10 @@ from polarmask.structures.mask import to_numpy, truncate_vertices
 Color = tuple[int, int, int]
 
 _GOLDEN_RATIO = 0.618033988749895
+_TAG_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+TAG_FONT_SCALES = (0.3, 0.6)
+"""Smallest (still legible, text 8 px high) and largest font scale of the label tags."""
 
 
 def get_palette(num_classes: int) -> list[Color]:
@@ -74,26 +78,85 @@ def draw_boxes(
     return img
 
 
+def _tag_font_scales(boxes: np.ndarray, img_shape: tuple[int, ...]) -> np.ndarray:
+    """(n,) font scales: the square root of each box's area / 150, within ``TAG_FONT_SCALES``
+    and at most the image's shorter side / 1000 (0.3 for a 160 px image, 0.6 from 600 px)."""
+    low, high = TAG_FONT_SCALES
+    image_high = float(np.clip(min(img_shape[:2]) / 1000, low, high))
+    sides = np.clip(boxes[:, 2:] - boxes[:, :2], 1, None)  # (n, 2)
+    return np.clip(np.sqrt(sides.prod(axis=1)) / 150, low, image_high)
+
+
+def tag_layout(
+    boxes: np.ndarray, texts: Sequence[str], img_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the label tags of instances go and how large they are, in image pixels.
+
+    The font scales with the instance and the image (``TAG_FONT_SCALES``; a 160 px image gets
+    the smallest). Each tag, in the order given (e.g. by decreasing score), takes the first of
+    these places, kept inside the image, that overlaps no tag placed before it (else the one
+    that overlaps least): above its box, inside its top, below it, inside its bottom.
+
+    Args:
+        boxes: (n, 4) x1y1x2y2 boxes of the instances.
+        texts: n tag texts.
+        img_shape: (H, W, ...) of the image.
+
+    Returns:
+        tuple: ``corners`` (n, 2) int xy top-left corners, ``sizes`` (n, 2) int tag width and
+        height (text plus a 1 px margin), ``scales`` (n,) font scales.
+    """
+    boxes = to_numpy(boxes).astype(np.float64).reshape(-1, 4)
+    height, width = img_shape[:2]
+    scales = _tag_font_scales(boxes, img_shape)
+    sizes = np.zeros((len(boxes), 2), np.int64)
+    for index, (text, scale) in enumerate(zip(texts, scales.tolist(), strict=True)):
+        (text_w, text_h), baseline = cv2.getTextSize(text, _TAG_FONT, scale, 1)
+        sizes[index] = (text_w + 2, text_h + baseline + 2)
+    corners = np.zeros((len(boxes), 2), np.int64)
+    placed = np.zeros((0, 4), np.int64)  # x1y1x2y2 of the tags placed so far
+    for index, ((x1, y1, _, y2), (tag_w, tag_h)) in enumerate(zip(boxes, sizes, strict=True)):
+        candidates = np.array(
+            [(x1, y1 - tag_h), (x1, y1), (x1, y2 + 1), (x1, y2 - tag_h)], dtype=np.float64
+        )
+        candidates[:, 0] = candidates[:, 0].clip(0, max(width - tag_w, 0))
+        candidates[:, 1] = candidates[:, 1].clip(0, max(height - tag_h, 0))
+        candidates = candidates.astype(np.int64)  # (4, 2)
+        lows = np.maximum(candidates[:, None], placed[None, :, :2])  # (4, placed, 2)
+        highs = np.minimum(candidates[:, None] + (tag_w, tag_h), placed[None, :, 2:])
+        overlaps = (highs - lows).clip(0, None).prod(axis=2).sum(axis=1)  # (4,)
+        corners[index] = candidates[int(np.argmin(overlaps))]  # first place of least overlap
+        placed = np.concatenate((placed, [[*corners[index], *(corners[index] + (tag_w, tag_h))]]))
+    return corners, sizes, scales
+
+
 def draw_texts(
     img: np.ndarray,
-    positions: np.ndarray,
+    boxes: np.ndarray,
     texts: Sequence[str],
     colors: Sequence[Color],
-    font_scale: float = 0.5,
 ) -> np.ndarray:
-    """Draw texts on filled colour tags whose top-left corners are ``positions`` (n, 2) xy."""
-    height, width = img.shape[:2]
-    for (x, y), text, color in zip(to_numpy(positions).reshape(-1, 2), texts, colors, strict=True):
-        (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-        x = int(min(max(x, 0), max(width - text_w - 2, 0)))
-        y = int(min(max(y - text_h - baseline - 2, 0), max(height - text_h - baseline - 2, 0)))
-        cv2.rectangle(img, (x, y), (x + text_w + 2, y + text_h + baseline + 2), color, -1)
+    """Draw texts on filled colour tags beside their instances' boxes, laid out by
+    :func:`tag_layout`; modifies ``img`` and returns it.
+
+    Args:
+        img: (H, W, 3) uint8 BGR image.
+        boxes: (n, 4) x1y1x2y2 boxes of the instances the tags name.
+        texts: n texts.
+        colors: n BGR tag colours.
+    """
+    corners, sizes, scales = tag_layout(boxes, texts, img.shape)
+    for (x, y), (tag_w, tag_h), scale, text, color in zip(
+        corners.tolist(), sizes.tolist(), scales.tolist(), texts, colors, strict=True
+    ):
+        _, baseline = cv2.getTextSize(text, _TAG_FONT, scale, 1)
+        cv2.rectangle(img, (x, y), (x + tag_w - 1, y + tag_h - 1), color, -1)
         cv2.putText(
             img,
             text,
-            (x + 1, y + text_h + 1),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            font_scale,
+            (x + 1, y + tag_h - 1 - baseline),
+            _TAG_FONT,
+            scale,
             (255, 255, 255),
             1,
             cv2.LINE_AA,
@@ -166,8 +229,8 @@ def draw_det_instances(
     if bboxes is not None:
         draw_boxes(canvas, to_numpy(bboxes).reshape(-1, 4)[keep], colors)
     if len(labels):
-        corners = polygons.min(axis=1)
-        draw_texts(canvas, corners, _label_texts(labels, class_names, scores), colors)
+        boxes = np.concatenate((polygons.min(axis=1), polygons.max(axis=1)), axis=1)
+        draw_texts(canvas, boxes, _label_texts(labels, class_names, scores), colors)
     return canvas
 
 
@@ -204,10 +267,14 @@ def draw_gt_instances(
         draw_boxes(canvas, bboxes, colors)
     if centers is not None:
         draw_points(canvas, centers, colors)
-    corners = np.array(
-        [c.min(axis=0) if len(c) else (0.0, 0.0) for c in contours], dtype=np.float32
-    ).reshape(-1, 2)
-    draw_texts(canvas, corners, _label_texts(labels, class_names, None), colors)
+    boxes = np.array(
+        [
+            np.concatenate((c.min(axis=0), c.max(axis=0))) if len(c) else (0.0,) * 4
+            for c in contours
+        ],
+        dtype=np.float32,
+    ).reshape(-1, 4)
+    draw_texts(canvas, boxes, _label_texts(labels, class_names, None), colors)
     return canvas
 
 

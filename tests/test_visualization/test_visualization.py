@@ -19,6 +19,7 @@ from polarmask.visualization import (
     draw_det_instances,
     draw_gt_instances,
     get_palette,
+    tag_layout,
 )
 
 
@@ -145,3 +146,26 @@ def test_hook_sends_val_images_to_backends_at_interval(tmp_path):
     for batch_idx in range(4):
         hook.after_val_iter(runner, batch_idx, {}, [sample])
     assert calls == [('val_v.png', 0), ('val_v.png', 2)]
+
+
+def test_tags_on_a_small_image_are_small_and_do_not_overlap():
+    # Three touching shapes of a 160 x 160 image (the demo's size), as the demo predicts them.
+    boxes = np.array([[40, 40, 70, 70], [60, 45, 90, 75], [45, 65, 75, 95]], np.float32)
+    texts = ['triangle 0.87', 'hexagon 0.81', 'rectangle 0.66']
+    corners, sizes, scales = tag_layout(boxes, texts, (160, 160, 3))
+    assert (scales == 0.3).all() and (sizes[:, 0] < 0.4 * 160).all()  # 0.53-0.61 before
+    tags = np.concatenate((corners, corners + sizes), axis=1)  # (3, 4) x1y1x2y2, exclusive
+    assert (tags[:, :2] >= 0).all() and (tags[:, 2:] <= 160).all()
+    for first in range(3):
+        for second in range(first + 1, 3):
+            low = np.maximum(tags[first, :2], tags[second, :2])
+            high = np.minimum(tags[first, 2:], tags[second, 2:])
+            assert (high <= low).any(), (tags[first], tags[second])
+
+
+def test_tag_font_grows_with_the_instance_and_the_image():
+    boxes = np.array([[10, 10, 30, 30], [100, 100, 150, 150], [200, 200, 700, 700]], np.float32)
+    _, _, scales = tag_layout(boxes, ['a', 'b', 'c'], (800, 800))
+    assert scales[0] < scales[1] < scales[2] and scales[2] == 0.6
+    _, _, scales = tag_layout(boxes[2:], ['c'], (160, 800))
+    assert scales[0] == 0.3  # a big instance of a small image
