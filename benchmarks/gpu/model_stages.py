@@ -29,11 +29,12 @@ import polarmask.apis.inference as inference_api
 from benchmarks import polar_targets as targets_benchmark
 from benchmarks.gpu.context import StageContext
 from benchmarks.gpu.stages import device_setting, require_device, synchronize
-from polarmask.apis import config_input_shape, inference_detector, init_detector, load_config
+from polarmask.apis import inference_detector, init_detector
 from polarmask.engine.cli import build_train_parser, config_for_training
 from polarmask.registry import MODELS
 from polarmask.structures import DetDataSample
 from polarmask.utils import register_all_modules
+from polarmask.utils.config import config_input_shape, load_config
 from tests.oracles.random_instances import random_instances
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
