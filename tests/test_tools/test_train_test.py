@@ -44,6 +44,27 @@ def _run(args: list[str], returncode: int = 0, timeout: int = 600) -> subprocess
     return result
 
 
+def _failing_train(
+    work_dir: Path, options: list[str], *overrides: str, flags: tuple[str, ...] = ()
+) -> list[str]:
+    """stderr lines of a ``tools/train.py`` run of the demo that must exit with status 1."""
+    result = _run(
+        [
+            'tools/train.py',
+            DEMO,
+            '--work-dir',
+            str(work_dir),
+            *flags,
+            '--cfg-options',
+            *options,
+            *overrides,
+        ],
+        returncode=1,
+        timeout=300,
+    )
+    return result.stderr.strip().splitlines()
+
+
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     """One epoch (2 iterations) of training on freshly generated demo data."""
@@ -104,23 +125,13 @@ def test_resume_continues_from_last_checkpoint(trained):
 def test_resume_with_other_optimizer_groups_names_the_fix(trained):
     _, work_dir, options = trained
     checkpoint = work_dir / 'epoch_1.pth'
-    result = _run(
-        [
-            'tools/train.py',
-            DEMO,
-            '--work-dir',
-            str(work_dir / 'other_groups'),
-            '--resume',
-            str(checkpoint),
-            '--cfg-options',
-            *options,
-            'optim_wrapper.constructor=DefaultOptimWrapperConstructor',
-            'train_cfg.max_epochs=2',
-        ],
-        returncode=1,
-        timeout=300,
-    )
-    error = result.stderr.strip().splitlines()[-2]
+    error = _failing_train(
+        work_dir / 'other_groups',
+        options,
+        'optim_wrapper.constructor=DefaultOptimWrapperConstructor',
+        'train_cfg.max_epochs=2',
+        flags=('--resume', str(checkpoint)),
+    )[-2]
     assert f"'{checkpoint}'" in error and 'parameter groups' in error
     assert 'optim_wrapper.constructor=DefaultOptimWrapperConstructor' in error
     assert not (work_dir / 'other_groups' / 'epoch_2.pth').exists()
@@ -128,21 +139,9 @@ def test_resume_with_other_optimizer_groups_names_the_fix(trained):
 
 def test_diverging_training_stops_at_the_first_non_finite_loss(trained):
     data_root, work_dir, options = trained
-    result = _run(
-        [
-            'tools/train.py',
-            DEMO,
-            '--work-dir',
-            str(work_dir / 'diverged'),
-            '--cfg-options',
-            *options,
-            'optim_wrapper.optimizer.lr=1e30',
-            'train_cfg.max_epochs=1',
-        ],
-        returncode=1,
-        timeout=300,
-    )
-    error = result.stderr.strip().splitlines()[-2]
+    error = _failing_train(
+        work_dir / 'diverged', options, 'optim_wrapper.optimizer.lr=1e30', 'train_cfg.max_epochs=1'
+    )[-2]
     assert 'FloatingPointError: non-finite loss at iteration 2 (epoch 1): loss=' in error
     assert f"'{data_root}/train/" in error  # the images of the batch
     assert not list((work_dir / 'diverged').glob('*.pth'))
@@ -175,20 +174,7 @@ def test_test_writes_results_and_evaluates(trained):
 
 def test_bad_config_value_is_one_clear_line(trained):
     _, work_dir, options = trained
-    result = _run(
-        [
-            'tools/train.py',
-            DEMO,
-            '--work-dir',
-            str(work_dir / 'bad'),
-            '--cfg-options',
-            *options,
-            'model.bbox_head.type=PolarMaskHeed',
-        ],
-        returncode=1,
-        timeout=300,
-    )
-    lines = result.stderr.strip().splitlines()
+    lines = _failing_train(work_dir / 'bad', options, 'model.bbox_head.type=PolarMaskHeed')
     assert lines[-2].startswith(f'error: {DEMO}:') and 'PolarMaskHeed' in lines[-2]
     assert lines[-1].startswith('(full traceback: ')
 
