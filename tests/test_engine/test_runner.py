@@ -68,3 +68,13 @@ def test_base_configs_name_polarmask_hooks_and_loop(tmp_path):
     assert SafeCheckpointHook in hook_types and PlainCheckpointHook in hook_types
     assert CheckpointHook not in hook_types
     assert type(runner.train_loop) is ResumableEpochBasedTrainLoop
+
+
+def test_load_checkpoint_names_the_file_and_the_fix(tmp_path):
+    runner = _runner(tmp_path, {}, [], dict(type='EpochBasedTrainLoop', max_epochs=1))
+    with pytest.raises(FileNotFoundError, match=r"missing\.pth' does not exist: check the path"):
+        runner.load_checkpoint(str(tmp_path / 'missing.pth'))
+    pickled = tmp_path / 'pickled.pth'
+    torch.save({'state_dict': runner.model.state_dict(), 'meta': {'hub': object()}}, pickled)
+    with pytest.raises(RuntimeError, match=r"pickled\.pth' contains pickled Python objects"):
+        runner.load_checkpoint(str(pickled))
