@@ -184,6 +184,7 @@ def test_empty_results_give_zero(tmp_path):
 
 
 def test_faster_coco_eval_backend_matches(tmp_path):
+    pytest.importorskip('faster_coco_eval', reason='the optional faster-coco-eval backend')
     gt_file = write_gt(tmp_path / 'gt.json')
     samples = perfect_samples(shift=3.0)
     reference = run_metric(CocoMetric(ann_file=gt_file, metric=['segm', 'bbox']), samples)
@@ -196,6 +197,7 @@ def test_faster_coco_eval_backend_matches(tmp_path):
 
 
 def test_both_backends_log_the_summary_pycocotools_prints(tmp_path, monkeypatch):
+    pytest.importorskip('faster_coco_eval', reason='the optional faster-coco-eval backend')
     gt_file = write_gt(tmp_path / 'gt.json')
     prefix = str(tmp_path / 'res')
     messages = []

@@ -38,8 +38,14 @@ def _extension_loaded() -> bool:
             level=logging.WARNING,
         )
         return False
-    torch.library.register_fake('polarmask::nms')(_nms_fake)
+    _register_fake_kernel()
     return True
+
+
+@functools.cache
+def _register_fake_kernel() -> None:
+    """Registers :func:`_nms_fake` once per process (torch < 2.14 refuses a second time)."""
+    torch.library.register_fake('polarmask::nms')(_nms_fake)
 
 
 # Devices our extension can have a kernel for, and their dispatch keys.
