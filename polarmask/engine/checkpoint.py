@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,17 @@ def restore_checkpoint_objects(checkpoint: dict) -> None:
         checkpoint['message_hub'] = _from_plain(checkpoint['message_hub'])
 
 
+def _unsafe_globals(filename: str) -> list[str]:
+    """The pickled Python objects of a zip-format checkpoint (empty when there are none or the
+    file is no zip archive)."""
+    if not zipfile.is_zipfile(filename):
+        return []
+    try:
+        return torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+    except (RuntimeError, ValueError, KeyError, EOFError):
+        return []
+
+
 def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
     """Load a local checkpoint with ``torch.load(weights_only=True)``.
 
@@ -93,7 +105,8 @@ def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
 
     Raises:
         FileNotFoundError: naming the file when it does not exist.
-        RuntimeError: naming the file and the fix when it holds arbitrary pickled objects.
+        RuntimeError: naming the file and the fix when it holds arbitrary pickled objects, is
+            truncated or is not a file ``torch.save`` wrote.
     """
     filename = os.path.expanduser(filename)
     if not os.path.isfile(filename):
@@ -103,15 +116,23 @@ def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
         )
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, RuntimeError) as error:
+        unsafe = _unsafe_globals(filename) if isinstance(error, pickle.UnpicklingError) else []
+        if unsafe:
+            raise RuntimeError(
+                f'checkpoint {filename!r} contains pickled Python objects {unsafe} that '
+                f'torch.load(weights_only=True) refuses to execute. Checkpoints written by '
+                f'polarmask and plain state dicts load directly; for a file you trust from '
+                f'another tool, re-save only its weights: '
+                f"torch.save({{'state_dict': torch.load(path, weights_only=False)"
+                f"['state_dict']}}, new_path)"
+            ) from error
+        reason = (str(error).strip().splitlines() or [''])[0].split('. ')[0][:160]
         raise RuntimeError(
-            f'checkpoint {filename!r} contains pickled Python objects {unsafe} that '
-            f'torch.load(weights_only=True) refuses to execute. Checkpoints written by '
-            f'polarmask and plain state dicts load directly; for a file you trust from another '
-            f'tool, re-save only its weights: '
-            f"torch.save({{'state_dict': torch.load(path, weights_only=False)['state_dict']}}, "
-            f'new_path)'
+            f'checkpoint {filename!r} ({os.path.getsize(filename)} bytes) is not a checkpoint '
+            f'torch can read: it is truncated or damaged, or no file torch.save wrote '
+            f'({type(error).__name__}: {reason}). Copy it again, or pass a .pth written by '
+            'tools/train.py'
         ) from error
 
 

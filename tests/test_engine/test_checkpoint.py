@@ -99,3 +99,14 @@ def test_atomic_put_keeps_old_file_on_failure(tmp_path, monkeypatch):
     monkeypatch.undo()
     backend.put(b'new', target)
     assert target.read_bytes() == b'new'
+
+
+def test_truncated_or_foreign_files_name_the_checkpoint(tmp_path):
+    good = tmp_path / 'good.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1000)}}, good)
+    (tmp_path / 'truncated.pth').write_bytes(good.read_bytes()[:1000])
+    (tmp_path / 'empty.pth').write_bytes(b'')
+    (tmp_path / 'notes.pth').write_text('not a checkpoint\n')
+    for name in ('truncated.pth', 'empty.pth', 'notes.pth'):
+        with pytest.raises(RuntimeError, match=rf"'.*{name}' \(\d+ bytes\) is not a checkpoint"):
+            CheckpointLoader.load_checkpoint(weights_only_uri(tmp_path / name))
