@@ -222,28 +222,17 @@ def postprocess_outputs(
         list[InstanceData]: per image ``bboxes`` (n, 4), ``scores`` (n,), ``labels`` (n,),
         ``polygons`` (n, R, 2), sorted by decreasing score.
     """
-    scores, centerness, bboxes, polygons = outputs
+    num_imgs, num_points = outputs[0].shape[:2]
     pad_shape = tuple(-(-side // pad_size_divisor) * pad_size_divisor for side in input_shape)
     level_sizes = [h * w for h, w in featmap_sizes_for(pad_shape, bbox_head.strides)]
-    if sum(level_sizes) != scores.shape[1]:
+    if sum(level_sizes) != num_points:
         raise ValueError(
-            f'outputs have {scores.shape[1]} points but an input of {tuple(input_shape)} padded '
+            f'outputs have {num_points} points but an input of {tuple(input_shape)} padded '
             f'to multiples of {pad_size_divisor} gives {sum(level_sizes)}: pass the (H, W) of '
             f'the batch given to the graph'
         )
-    img_metas = img_metas or [dict(img_shape=tuple(input_shape))] * scores.shape[0]
-    return [
-        bbox_head.postprocess(
-            InstanceData(
-                scores=scores[img_id],
-                centerness=centerness[img_id],
-                bboxes=bboxes[img_id],
-                polygons=polygons[img_id],
-            ),
-            level_sizes,
-            dict(img_meta, img_shape=img_meta.get('img_shape', tuple(input_shape))),
-            cfg,
-            rescale,
-        )
-        for img_id, img_meta in enumerate(img_metas)
+    img_metas = [
+        dict(img_meta, img_shape=img_meta.get('img_shape', tuple(input_shape)))
+        for img_meta in img_metas or [{}] * num_imgs
     ]
+    return bbox_head.postprocess(outputs, level_sizes, img_metas, cfg, rescale)

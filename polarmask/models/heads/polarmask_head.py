@@ -320,7 +320,7 @@ class PolarMaskHead(BaseModule):
     ) -> list[InstanceData]:
         """Decode the head outputs of a batch into detections.
 
-        :meth:`decode_by_feat` then, per image, :meth:`postprocess`; as the original
+        :meth:`decode_by_feat` then :meth:`postprocess`; as the original
         (``docs/original_polarmask.md#decoding``).
 
         Args:
@@ -335,27 +335,13 @@ class PolarMaskHead(BaseModule):
             ``polygons`` (n, R, 2), sorted by decreasing score.
         """
         level_sizes = [score.shape[-2] * score.shape[-1] for score in cls_scores]
-        scores, centerness, bboxes, polygons = self.decode_by_feat(
+        dense = self.decode_by_feat(
             *(
                 [m.detach() for m in maps]
                 for maps in (cls_scores, bbox_preds, centernesses, ray_preds)
             )
         )
-        return [
-            self.postprocess(
-                InstanceData(
-                    scores=scores[img_id],
-                    centerness=centerness[img_id],
-                    bboxes=bboxes[img_id],
-                    polygons=polygons[img_id],
-                ),
-                level_sizes,
-                img_meta,
-                cfg,
-                rescale,
-            )
-            for img_id, img_meta in enumerate(batch_img_metas)
-        ]
+        return self.postprocess(dense, level_sizes, batch_img_metas, cfg, rescale)
 
     def decode_by_feat(
         self,
@@ -395,35 +381,63 @@ class PolarMaskHead(BaseModule):
 
     def postprocess(
         self,
-        candidates: InstanceData,
+        dense: tuple[Tensor, Tensor, Tensor, Tensor],
         level_sizes: list[int],
-        img_meta: dict,
+        batch_img_metas: list[dict],
         cfg: dict | None = None,
         rescale: bool = False,
-    ) -> InstanceData:
-        """Detections of one image from its dense candidates (:meth:`decode_by_feat`).
+    ) -> list[InstanceData]:
+        """Detections of each image from the dense candidates of a batch (:meth:`decode_by_feat`).
 
-        Per level keeps the ``nms_pre`` points of highest max class probability x centerness,
-        clamps boxes and polygons to ``img_shape``, then :meth:`_bbox_post_process`.
+        Per image and level keeps the ``nms_pre`` points of highest max class probability x
+        centerness, clamps boxes and polygons to ``img_shape``, then :meth:`_bbox_post_process`.
 
         Args:
-            candidates: ``scores`` (P, C), ``centerness`` (P,), ``bboxes`` (P, 4),
-                ``polygons`` (P, R, 2) of one image, in input pixels.
+            dense: ``scores`` (N, P, C), ``centerness`` (N, P), ``bboxes`` (N, P, 4) and
+                ``polygons`` (N, P, R, 2), in input pixels.
             level_sizes: points of each level (H_l * W_l), in order.
-            img_meta: the image's ``img_shape`` (H, W) and, for ``rescale``, ``scale_factor``.
+            batch_img_metas: per image ``img_shape`` (H, W) and, for ``rescale``,
+                ``scale_factor`` (w_scale, h_scale).
             cfg: test config; defaults to ``test_cfg``.
             rescale: return boxes and polygons in original-image pixels.
 
         Returns:
-            InstanceData: ``bboxes``, ``scores``, ``labels``, ``polygons`` of the kept detections.
+            list[InstanceData]: per image ``bboxes`` (n, 4), ``scores`` (n,), ``labels`` (n,),
+            ``polygons`` (n, R, 2), sorted by decreasing score.
         """
+        scores, centerness, bboxes, polygons = dense
         cfg = self.test_cfg if cfg is None else ConfigDict(cfg)
-        nms_pre = cfg.get('nms_pre', -1)
-        if sum(level_sizes) != len(candidates):
+        if sum(level_sizes) != scores.shape[1]:
             raise ValueError(
-                f'{len(candidates)} candidates but the levels have {sum(level_sizes)} points; '
-                'pass the H_l * W_l of every level of the batch the candidates come from'
+                f'{scores.shape[1]} candidates per image but the levels have {sum(level_sizes)} '
+                'points; pass the H_l * W_l of every level of the batch the candidates come from'
             )
+        return [
+            self._postprocess_single(
+                InstanceData(
+                    scores=scores[img_id],
+                    centerness=centerness[img_id],
+                    bboxes=bboxes[img_id],
+                    polygons=polygons[img_id],
+                ),
+                level_sizes,
+                img_meta,
+                cfg,
+                rescale,
+            )
+            for img_id, img_meta in enumerate(batch_img_metas)
+        ]
+
+    def _postprocess_single(
+        self,
+        candidates: InstanceData,
+        level_sizes: list[int],
+        img_meta: dict,
+        cfg: ConfigDict,
+        rescale: bool,
+    ) -> InstanceData:
+        """One image of :meth:`postprocess`: candidates (P, ...) -> kept detections."""
+        nms_pre = cfg.get('nms_pre', -1)
         kept = []
         for level_inds in torch.arange(len(candidates), device=candidates.scores.device).split(
             level_sizes
