@@ -1,4 +1,4 @@
-"""mmengine's Runner where mmengine needs CUDA, plus messages that name the fix on resume.
+"""mmengine's Runner where mmengine needs CUDA, with checkpoints and data checked before use.
 
 mmengine 0.10.7's launchers call ``torch.cuda.set_device`` unconditionally and its runner passes
 ``device_ids=[LOCAL_RANK]`` to DistributedDataParallel; both fail without a GPU. On such a machine
@@ -6,8 +6,11 @@ mmengine 0.10.7's launchers call ``torch.cuda.set_device`` unconditionally and i
 launchers (pytorch, slurm, mpi), gives each process its share of CPU threads and wraps the model
 in DDP without device ids. With CUDA present, all of this is mmengine's unchanged behaviour.
 
-On every machine it reads local checkpoints through the weights-only loader and, when resuming
-fails, names the checkpoint and the fix (missing file, pickled objects, other optimizer groups).
+On every machine it reads local checkpoints through the weights-only loader and checks them
+before anything is loaded: the weights must fit the model (testing, resuming; ``load_from`` of a
+training run may bring a classifier for another number of classes, re-initialised), a resumed
+optimizer state must fit the optimizer; errors name the checkpoint and the fix. It resumes from
+``last_checkpoint`` relative to the work dir and checks the data's classes against the head.
 It builds exactly the hooks and train loop the config names (``configs/_base_/`` names
 polarmask's ``SafeCheckpointHook``, ``PlainCheckpointHook`` and ``ResumableEpochBasedTrainLoop``).
 """
@@ -21,11 +24,21 @@ from collections.abc import Callable, Iterator
 
 import torch
 from mmengine.dist import master_only
-from mmengine.model import MMDistributedDataParallel
-from mmengine.runner import Runner
+from mmengine.model import MMDistributedDataParallel, is_model_wrapper
+from mmengine.runner import BaseLoop, Runner
+from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+from torch import nn
 
 from polarmask.engine.checkpoint import weights_only_uri
+from polarmask.engine.state_dict import (
+    MODULE_PREFIX,
+    check_optimizer_state,
+    check_state_dict,
+    checkpoint_weights,
+    keep_own_classifier,
+)
 from polarmask.registry import MODEL_WRAPPERS, RUNNERS
+from polarmask.utils.config import config_name
 
 
 @contextlib.contextmanager
@@ -59,7 +72,9 @@ def _limit_cpu_threads() -> None:
 
 @RUNNERS.register_module()
 class PolarRunner(Runner):
-    """mmengine's Runner with CPU/gloo distributed support and resume errors naming the fix."""
+    """mmengine's Runner with CPU/gloo distributed support and checkpoints checked before use."""
+
+    _resuming = False
 
     def setup_env(self, env_cfg: dict) -> None:
         env_cfg = copy.deepcopy(dict(env_cfg))
@@ -99,6 +114,98 @@ class PolarRunner(Runner):
         name = os.path.basename(self.cfg.filename) if self.cfg.filename else 'config.py'
         self.cfg.dump(os.path.join(self.log_dir, name))
 
+    def build_train_loop(self, loop: BaseLoop | dict) -> BaseLoop:
+        """mmengine's train loop, checked against the model's number of classes."""
+        loop = super().build_train_loop(loop)
+        self._check_classes(loop, 'train_dataloader')
+        return loop
+
+    def build_val_loop(self, loop: BaseLoop | dict) -> BaseLoop:
+        """mmengine's val loop, checked against the model's number of classes."""
+        loop = super().build_val_loop(loop)
+        self._check_classes(loop, 'val_dataloader')
+        return loop
+
+    def build_test_loop(self, loop: BaseLoop | dict) -> BaseLoop:
+        """mmengine's test loop, checked against the model's number of classes."""
+        loop = super().build_test_loop(loop)
+        self._check_classes(loop, 'test_dataloader')
+        return loop
+
+    def _check_classes(self, loop: BaseLoop, key: str) -> None:
+        """Stop when the data has more classes than the head; warn when it has fewer."""
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        num_classes = getattr(getattr(model, 'bbox_head', None), 'num_classes', None)
+        dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+        classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+        if num_classes is None or not classes or len(classes) == num_classes:
+            return
+        where = f'{key}.dataset of config {config_name(self.cfg)}'
+        if len(classes) > num_classes:
+            raise ValueError(
+                f'{where} has {len(classes)} classes but the head predicts {num_classes} '
+                f'(model.bbox_head.num_classes): set --cfg-options '
+                f'model.bbox_head.num_classes={len(classes)}, or select classes with '
+                f'{key}.dataset.metainfo=dict(classes=(...))'
+            )
+        if key == 'train_dataloader':
+            self.logger.warning(
+                f'{where} has {len(classes)} classes but the head predicts {num_classes} '
+                f'(model.bbox_head.num_classes): labels {len(classes)}..{num_classes - 1} have '
+                f'no training data; set --cfg-options model.bbox_head.num_classes={len(classes)}'
+            )
+
+    def load_or_resume(self) -> None:
+        """Resume (``--resume``) or load ``load_from``, once.
+
+        As mmengine's, except that ``last_checkpoint`` may name the checkpoint relative to the
+        work dir, that a missing one is said loudly, and that ``load_from`` of a training run
+        may hold a classifier for another number of classes (fine-tuning, see
+        :meth:`load_checkpoint`).
+        """
+        if self._has_loaded:
+            return
+        if self._resume:
+            resume_from = self._load_from or self._last_checkpoint()
+            if resume_from is not None:
+                self.resume(resume_from)
+                self._has_loaded = True
+        elif self._load_from is not None:
+            self.load_checkpoint(self._load_from, fine_tune=isinstance(self._train_loop, BaseLoop))
+            self._has_loaded = True
+
+    def _last_checkpoint(self) -> str | None:
+        """The checkpoint ``<work_dir>/last_checkpoint`` names, None (warned) without one.
+
+        A relative path is relative to the work dir. An absolute one (older versions) is
+        replaced by the file of the same name in the work dir when there is one, so that a
+        copied or moved work dir resumes from its own checkpoints.
+        """
+        pointer = os.path.join(self.work_dir, 'last_checkpoint')
+        if not os.path.isfile(pointer):
+            self.logger.warning(
+                f"--resume: the work dir '{self.work_dir}' has no last_checkpoint (no checkpoint "
+                'was saved there): training starts from scratch. Check --work-dir, or name the '
+                'checkpoint: --resume CKPT'
+            )
+            return None
+        with open(pointer, encoding='utf-8') as file:
+            recorded = file.read().strip()
+        if '://' in recorded:
+            return recorded
+        path = os.path.join(self.work_dir, recorded)
+        own = os.path.join(self.work_dir, os.path.basename(recorded))
+        if os.path.isabs(recorded) and os.path.isfile(own):
+            path = own
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"'{pointer}' names the checkpoint '{recorded}', which does not exist (deleted, "
+                'or the work dir was moved): resume from a checkpoint with --resume CKPT, or '
+                f"delete '{pointer}' to start from scratch"
+            )
+        self.logger.info(f'Resuming from {path}, the last checkpoint of the work dir')
+        return path
+
     def resume(
         self,
         filename: str,
@@ -106,24 +213,13 @@ class PolarRunner(Runner):
         resume_param_scheduler: bool = True,
         map_location: str = 'default',
     ) -> None:
-        """mmengine's resume, with a fix named when the optimizer groups do not match."""
+        """mmengine's resume, after checking that the checkpoint's model and optimizer state fit
+        the config (:meth:`load_checkpoint`)."""
+        self._resuming = True
         try:
             super().resume(filename, resume_optimizer, resume_param_scheduler, map_location)
-        except ValueError as error:
-            if 'different number of parameter groups' not in str(error):
-                raise
-            optimizer = getattr(self.optim_wrapper, 'optimizer', None)
-            groups = f' ({len(optimizer.param_groups)})' if optimizer is not None else ''
-            raise ValueError(
-                f"'{filename}': the checkpoint's optimizer state has another number of parameter "
-                f'groups than the optimizer of this config{groups}: it was written with '
-                'another optim_wrapper.constructor or paramwise_cfg (checkpoints from before '
-                'GroupedOptimWrapperConstructor have one group per parameter). Resume with the '
-                'settings it was trained with (e.g. --cfg-options '
-                'optim_wrapper.constructor=DefaultOptimWrapperConstructor), or start from its '
-                'weights without the optimizer state: --cfg-options load_from=<checkpoint> and '
-                'no --resume'
-            ) from error
+        finally:
+            self._resuming = False
 
     def load_checkpoint(
         self,
@@ -131,14 +227,58 @@ class PolarRunner(Runner):
         map_location: str | Callable = 'cpu',
         strict: bool = False,
         revise_keys: list | None = None,
+        fine_tune: bool = False,
     ) -> dict:
-        """mmengine's load_checkpoint (also used by resume) with the weights-only loader.
+        """mmengine's load_checkpoint (also used by resume), reading the file once and checking
+        it before anything is loaded.
 
         Local files are read through the ``weights_only://`` scheme
         (:func:`~polarmask.engine.checkpoint.load_local_checkpoint`), whose errors name the file
-        and the fix when it is missing or holds pickled objects; URLs keep mmengine's loaders.
+        and the fix; URLs keep mmengine's loaders. The weights must fit the model exactly
+        (:func:`~polarmask.engine.state_dict.check_state_dict`); when resuming, the optimizer
+        state must fit the optimizer too
+        (:func:`~polarmask.engine.state_dict.check_optimizer_state`). With ``fine_tune``
+        (``load_from`` of a training run) a classifier trained for another number of classes
+        (``bbox_head.polar_cls``) keeps its initialisation, with a warning saying so.
+
+        Raises:
+            ValueError: the checkpoint does not fit; the message names the fix.
         """
-        revise_keys = [(r'^module.', '')] if revise_keys is None else revise_keys
-        return super().load_checkpoint(
-            weights_only_uri(filename), map_location, strict, revise_keys
-        )
+        revise_keys = MODULE_PREFIX if revise_keys is None else revise_keys
+        checkpoint = _load_checkpoint(weights_only_uri(filename), map_location=map_location)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        state_dict = checkpoint_weights(checkpoint, filename, revise_keys)
+        replaced = keep_own_classifier(model, state_dict) if fine_tune else []
+        config = config_name(self.cfg)
+        check_state_dict(model, state_dict, filename, config)
+        if self._resuming:
+            self._check_resume_state(checkpoint, filename, model)
+        if replaced:
+            self.logger.warning(
+                f"load_from '{filename}': its classifier {', '.join(replaced)} was trained for "
+                f'another number of classes than config {config} sets '
+                f'(model.bbox_head.num_classes={model.bbox_head.num_classes}): it keeps its '
+                'initialisation (fine-tuning); every other weight is loaded from the checkpoint'
+            )
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        _load_checkpoint_to_model(model, dict(state_dict=state_dict), strict, revise_keys=[])
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
+
+    def _check_resume_state(self, checkpoint: dict, filename: str, model: nn.Module) -> None:
+        """Raise when a checkpoint holds no training state or one for another optimizer."""
+        meta = checkpoint.get('meta')
+        if not isinstance(meta, dict) or 'epoch' not in meta or 'iter' not in meta:
+            raise ValueError(
+                f"checkpoint '{filename}' holds weights but no training state (meta with epoch "
+                'and iter) to resume from: start from its weights with --cfg-options '
+                'load_from=<checkpoint> and no --resume'
+            )
+        if 'optimizer' in checkpoint:
+            self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
+            optimizer = getattr(self.optim_wrapper, 'optimizer', None)
+            if optimizer is not None:
+                check_optimizer_state(
+                    optimizer, model, checkpoint['optimizer'], filename, config_name(self.cfg)
+                )

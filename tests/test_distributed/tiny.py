@@ -174,8 +174,8 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05) -> No
 
 
 def last_checkpoint(work_dir: Path) -> Path:
-    """The checkpoint ``<work_dir>/last_checkpoint`` names."""
-    return Path((work_dir / 'last_checkpoint').read_text().strip())
+    """The checkpoint ``<work_dir>/last_checkpoint`` names (relative to the work dir)."""
+    return work_dir / (work_dir / 'last_checkpoint').read_text().strip()
 
 
 def load(path: Path) -> dict:

@@ -64,7 +64,10 @@ class SafeCheckpointHook(CheckpointHook):
     - ``last_checkpoint`` is replaced atomically and ``<work_dir>/latest.pth`` re-pointed
       *before* outdated checkpoints are removed (mmengine removes the oldest one first and
       rewrites ``last_checkpoint`` in place), so a kill at any moment leaves
-      ``last_checkpoint`` and ``latest.pth`` naming a complete checkpoint;
+      ``last_checkpoint`` and ``latest.pth`` naming a complete checkpoint; a checkpoint due
+      for removal when the kill came is removed when the run resumes;
+    - ``last_checkpoint`` holds the path relative to the work dir (``PolarRunner`` reads it so),
+      so a copied or moved work dir resumes from its own checkpoints;
     - temporary files left by a killed run are removed when training starts;
     - every checkpoint holds each rank's random generator states, which
       :class:`~polarmask.engine.loops.ResumableEpochBasedTrainLoop` restores on resume.
@@ -119,9 +122,11 @@ class SafeCheckpointHook(CheckpointHook):
         outdated = []
         if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
             if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                outdated.append(self.keep_ckpt_ids.popleft())
+                outdated.append(self.keep_ckpt_ids[0])
+            # The new checkpoint lists the outdated one until it is deleted: resumed after a
+            # kill before the deletion, mmengine's before_train deletes it.
+            runner.message_hub.update_info('keep_ckpt_ids', [*self.keep_ckpt_ids, step])
             self.keep_ckpt_ids.append(step)
-            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
 
         ckpt_filename = self.filename_tmpl.format(step)
         self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
@@ -140,11 +145,16 @@ class SafeCheckpointHook(CheckpointHook):
             )
         finally:
             self._rng_states = None
+        if self.max_keep_ckpts > 0:
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
         if not is_main_process():
             return
 
+        recorded = str(self.last_ckpt)
+        if _is_local(recorded):
+            recorded = os.path.relpath(recorded, runner.work_dir)
         pointer = os.path.join(runner.work_dir, 'last_checkpoint')
-        AtomicLocalBackend().put(str(self.last_ckpt).encode(), pointer)
+        AtomicLocalBackend().put(recorded.encode(), pointer)
         if os.path.isfile(self.last_ckpt):
             point_latest(runner.work_dir, self.last_ckpt)
         for old_step in outdated:
