@@ -19,11 +19,14 @@ from polarmask.structures import pred_instances_to_numpy
 class DumpDetResults(BaseMetric):
     """Pickle the predictions of all images (gathered from all ranks) to ``out_file_path``.
 
-    The file holds a list with one dict per image: ``img_id``, ``ori_shape`` (H, W), ``bboxes``
+    The file holds a list with one dict per image: ``img_id``, ``img_path`` (the image file as
+    the dataset gave it, None for an image given as an array), ``ori_shape`` (H, W), ``bboxes``
     float32 (n, 4) x1y1x2y2, ``scores`` float32 (n,), ``labels`` int64 (n,), ``polygons`` float32
     (n, R, 2) xy and ``masks`` (n compressed RLE dicts with ``str`` counts), all in original-image
-    pixels. It is written to a temporary file next to the target and then renamed, so an
-    interrupted run never leaves a truncated pickle.
+    pixels: what the analysis tools (``eval_metric.py``, ``analyze_results.py``,
+    ``confusion_matrix.py``) read instead of running the model. Files written before
+    ``img_path`` was added lack it. The file is written to a temporary file next to the target
+    and then renamed, so an interrupted run never leaves a truncated pickle.
 
     Args:
         out_file_path: Output path, ending in ``.pkl`` or ``.pickle``.
@@ -43,7 +46,14 @@ class DumpDetResults(BaseMetric):
         for sample in data_samples:
             shape = tuple(int(v) for v in sample['ori_shape'])
             result = pred_instances_to_numpy(sample['pred_instances'], shape)
-            self.results.append(dict(img_id=int(sample['img_id']), ori_shape=shape, **result))
+            self.results.append(
+                dict(
+                    img_id=int(sample['img_id']),
+                    img_path=sample.get('img_path'),
+                    ori_shape=shape,
+                    **result,
+                )
+            )
 
     def compute_metrics(self, results: list) -> dict:
         """Write the pickle atomically; no metrics."""
