@@ -1,13 +1,16 @@
 """Analysis of saved results (the ``--out`` pickle of ``tools/test.py``) without the model:
-offline evaluation."""
+offline evaluation and per-image AP."""
 
 from .ground_truth import CocoGroundTruth, ImageGroundTruth, config_ground_truth, mask_ious
+from .image_ap import image_ap, images_ap
 from .results import load_det_results, offline_evaluate
 
 __all__ = [
     'CocoGroundTruth',
     'ImageGroundTruth',
     'config_ground_truth',
+    'image_ap',
+    'images_ap',
     'load_det_results',
     'mask_ious',
     'offline_evaluate',

@@ -145,3 +145,20 @@ def perturbed_results(root: Path, seed: int = 0) -> list[dict[str, Any]]:
             )
         )
     return results
+
+
+def coco_json_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records as COCO ``segm`` result records (category ids of the shapes json)."""
+    cat_ids = [category['id'] for category in SHAPE_CATEGORIES]
+    return [
+        dict(
+            image_id=record['img_id'],
+            category_id=cat_ids[label],
+            segmentation=mask,
+            score=float(score),
+        )
+        for record in results
+        for label, score, mask in zip(
+            record['labels'].tolist(), record['scores'], record['masks'], strict=True
+        )
+    ]

@@ -1,14 +1,17 @@
-"""tools/analysis_tools/eval_metric.py on a results pickle of generated images;
-tools/misc/print_config.py."""
+"""tools/analysis_tools: eval_metric and analyze_results on a results pickle of generated
+images; tools/misc/print_config."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from tests.test_analysis.shapes_results import (
+    IMAGE_SIZE,
     ground_truth_instances,
     make_exact_shapes,
     make_record,
@@ -30,6 +33,7 @@ def load_tool(folder: str, name: str):
 
 
 eval_metric = load_tool('analysis_tools', 'eval_metric')
+analyze_results = load_tool('analysis_tools', 'analyze_results')
 print_config = load_tool('misc', 'print_config')
 
 
@@ -68,6 +72,34 @@ def test_eval_metric_evaluates_the_pickle(shapes, tmp_path, capsys):
     metrics = eval(printed)  # the printed dict
     assert 0.7 < metrics['coco/segm_mAP'] < 1 and metrics['coco/segm_mAP_50'] < 1
     assert (tmp_path / 'res.segm.json').is_file()
+
+
+def test_analyze_results_draws_the_best_and_the_worst(shapes, tmp_path, capsys):
+    _, _, pkl, options = shapes
+    assert analyze_results.main([DEMO, str(pkl), str(tmp_path), '--topk', '2', *options]) == 0
+    good = sorted(p.name for p in (tmp_path / 'good').iterdir())
+    bad = sorted(p.name for p in (tmp_path / 'bad').iterdir())
+    assert len(good) == 2 and all(name.endswith('_1.000.png') for name in good)
+    assert bad == ['000003.jpg_0.752.png', '000005.jpg_0.252.png']
+    height, width = IMAGE_SIZE
+    drawn = cv2.imread(str(tmp_path / 'bad' / bad[1]))
+    assert drawn.shape == (height, 2 * width, 3)  # ground truth | predictions
+    original = cv2.imread(str(shapes[0] / 'val' / '000005.jpg'))
+    changed = np.abs(drawn.astype(int) - np.concatenate((original, original), axis=1)).sum(2) > 0
+    assert changed[:, :width].mean() > changed[:, width:].mean() > 0  # more ground truth drawn
+    out = capsys.readouterr().out
+    assert 'mask AP of 8 images' in out and '2 worst (image id: AP): 5: 0.252, 3: 0.752' in out
+
+
+def test_analyze_results_names_what_an_old_pickle_lacks(shapes, tmp_path, capsys):
+    root, _, _, options = shapes
+    old = [{k: v for k, v in r.items() if k != 'img_path'} for r in perfect_results(root)]
+    pkl = write_pkl(tmp_path / 'old.pkl', old)
+    with pytest.raises(SystemExit) as exit_info:
+        analyze_results.main([DEMO, str(pkl), str(tmp_path / 'show'), *options])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert "has no 'img_path'" in error and 'tools/test.py CONFIG CHECKPOINT --out' in error
 
 
 def test_print_config_prints_the_merged_config(capsys):
