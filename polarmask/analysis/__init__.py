@@ -1,6 +1,7 @@
 """Analysis of saved results (the ``--out`` pickle of ``tools/test.py``) without the model:
-offline evaluation and per-image AP."""
+offline evaluation, per-image AP and confusion matrix."""
 
+from .confusion_matrix import confusion_matrix, image_confusion
 from .ground_truth import CocoGroundTruth, ImageGroundTruth, config_ground_truth, mask_ious
 from .image_ap import image_ap, images_ap
 from .results import load_det_results, offline_evaluate
@@ -9,7 +10,9 @@ __all__ = [
     'CocoGroundTruth',
     'ImageGroundTruth',
     'config_ground_truth',
+    'confusion_matrix',
     'image_ap',
+    'image_confusion',
     'images_ap',
     'load_det_results',
     'mask_ious',

@@ -1,9 +1,10 @@
-"""tools/analysis_tools: eval_metric and analyze_results on a results pickle of generated
-images; tools/misc/print_config."""
+"""tools/analysis_tools: eval_metric, analyze_results and confusion_matrix on a results pickle
+of generated images; tools/misc/print_config."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import cv2
@@ -34,6 +35,7 @@ def load_tool(folder: str, name: str):
 
 eval_metric = load_tool('analysis_tools', 'eval_metric')
 analyze_results = load_tool('analysis_tools', 'analyze_results')
+confusion_matrix = load_tool('analysis_tools', 'confusion_matrix')
 print_config = load_tool('misc', 'print_config')
 
 
@@ -100,6 +102,26 @@ def test_analyze_results_names_what_an_old_pickle_lacks(shapes, tmp_path, capsys
     assert exit_info.value.code == 1
     error = capsys.readouterr().err
     assert "has no 'img_path'" in error and 'tools/test.py CONFIG CHECKPOINT --out' in error
+
+
+@pytest.mark.parametrize('matplotlib', [True, False])
+def test_confusion_matrix_writes_numbers_and_plot(
+    shapes, tmp_path, capsys, monkeypatch, matplotlib
+):
+    _, _, pkl, options = shapes
+    if not matplotlib:
+        monkeypatch.setattr(confusion_matrix, 'optional_pyplot', lambda interactive: None)
+    assert confusion_matrix.main([DEMO, str(pkl), str(tmp_path), *options]) == 0
+    numbers = json.loads((tmp_path / 'confusion_matrix.json').read_text())
+    counts = np.array(numbers['counts'])
+    assert numbers['labels'][-1] == 'background' and numbers['score_thr'] == 0.3
+    missed = 1 + 3  # images 3 and 5
+    assert counts[:-1, -1].sum() == missed and counts[-1].sum() == 0
+    assert np.trace(counts) + missed == counts.sum()  # nothing else is off the diagonal
+    out = capsys.readouterr().out
+    assert (tmp_path / 'confusion_matrix.png').exists() == matplotlib
+    assert ('matplotlib is not installed' in out) != matplotlib
+    assert '| background' in out
 
 
 def test_print_config_prints_the_merged_config(capsys):
