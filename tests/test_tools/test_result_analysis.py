@@ -1,5 +1,5 @@
-"""tools/analysis_tools: eval_metric, analyze_results and confusion_matrix on a results pickle
-of generated images; tools/misc/print_config."""
+"""tools/analysis_tools: eval_metric, analyze_results, confusion_matrix and coco_error_analysis
+on a results pickle of generated images; tools/misc/print_config."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def load_tool(folder: str, name: str):
 eval_metric = load_tool('analysis_tools', 'eval_metric')
 analyze_results = load_tool('analysis_tools', 'analyze_results')
 confusion_matrix = load_tool('analysis_tools', 'confusion_matrix')
+coco_error_analysis = load_tool('analysis_tools', 'coco_error_analysis')
 print_config = load_tool('misc', 'print_config')
 
 
@@ -122,6 +123,23 @@ def test_confusion_matrix_writes_numbers_and_plot(
     assert (tmp_path / 'confusion_matrix.png').exists() == matplotlib
     assert ('matplotlib is not installed' in out) != matplotlib
     assert '| background' in out
+
+
+def test_coco_error_analysis_of_the_result_json(shapes, tmp_path, capsys):
+    _, ann_file, pkl, options = shapes
+    prefix = tmp_path / 'res'
+    eval_metric.main([DEMO, str(pkl), *options, f'test_evaluator.outfile_prefix={prefix}'])
+    out_dir = tmp_path / 'errors'
+    argv = [f'{prefix}.segm.json', str(out_dir), '--ann', str(ann_file), '--types', 'segm', 'bbox']
+    assert coco_error_analysis.main(argv) == 0
+    for iou_type in ('segm', 'bbox'):
+        assert (out_dir / iou_type / 'error_analysis.json').is_file()
+        assert (out_dir / iou_type / f'{iou_type}-allclass-allarea.png').is_file()
+    table = capsys.readouterr().out
+    # every detection is exact, so only missed instances are errors
+    segm = next(line for line in table.splitlines() if line.startswith('| segm'))
+    values = [float(v) for v in segm.strip('| ').split('|')[1:]]
+    assert values[:6] == [values[0]] * 6 and values[0] < 1 and values[6] == 1
 
 
 def test_print_config_prints_the_merged_config(capsys):
