@@ -2,7 +2,9 @@
 
 Parameter names equal torchvision's (``conv1``, ``bn1``, ``layer{1-4}.{i}.conv{1,2,3}``,
 ``bn{1,2,3}``, ``downsample.{0,1}``), so torchvision and open-mmlab ImageNet weights, and the
-original PolarMask checkpoints' ``backbone.*`` keys, load by name.
+original PolarMask checkpoints' ``backbone.*`` keys, load by name. With deformable convolutions
+(``dcn``) a bottleneck's ``conv2`` is deformable and its offsets come from a sibling
+``conv2_offset``, as in mmdet v1 (``docs/original_polarmask.md#deformable-convolutions``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,28 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
+from polarmask.models.layers import DeformConv2d, split_offset_mask
 from polarmask.registry import MODELS
 
 from .pretrained import load_pretrained
 
 STYLES = ('pytorch', 'caffe')
+DCN_KEYS = ('modulated', 'deformable_groups', 'fallback_on_stride', 'groups')
+
+
+def check_dcn_cfg(dcn: dict | None) -> None:
+    """Refuse keys that mmdet v1's ``dcn`` dict does not have (mmdetection 2.x/3.x's are named).
+
+    Raises:
+        ValueError: an unknown key, e.g. mmdetection 2.x's ``type='DCN'`` or ``deform_groups``.
+    """
+    unknown = sorted(set(dcn or {}) - set(DCN_KEYS))
+    if unknown:
+        raise ValueError(
+            f"unknown dcn keys {unknown}: the dcn dict takes mmdet v1's keys {list(DCN_KEYS)} "
+            f"(mmdetection 2.x's deform_groups is deformable_groups; type='DCN' is "
+            f"modulated=False, type='DCNv2' modulated=True)"
+        )
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int, dilation: int, groups: int = 1):
@@ -74,10 +93,13 @@ class BasicBlock(_Block):
         norm_cfg: dict | None = None,
         groups: int = 1,
         width: int | None = None,
+        dcn: dict | None = None,
     ) -> None:
         super().__init__(downsample, with_cp)
         if groups != 1 or (width is not None and width != planes):
             raise ValueError('BasicBlock supports neither groups nor widths (use depth >= 50)')
+        if dcn is not None:
+            raise ValueError('BasicBlock has no deformable conv, as in mmdet v1 (use depth >= 50)')
         norm_cfg = norm_cfg or dict(type='BN')
         self.conv1 = _conv3x3(in_channels, planes, stride, dilation)
         self.bn1 = build_norm_layer(norm_cfg, planes)[1]
@@ -98,6 +120,12 @@ class Bottleneck(_Block):
 
     Args:
         width: channels of the 3x3 conv (``planes`` for ResNet; wider and grouped for ResNeXt).
+        dcn: make the 3x3 conv ``conv2`` deformable, as mmdet v1: ``modulated`` (DCNv2, default
+            False), ``deformable_groups`` (default 1), ``groups`` of the deformable conv (default
+            and only allowed value: the block's ``groups``; mmdet v1 reads them from here and
+            defaults to 1, which its ResNeXt configs override), ``fallback_on_stride`` (True keeps
+            every ``conv2`` plain, as in mmdetection). The offsets (and mask) come from a sibling
+            3x3 conv ``conv2_offset`` with bias and ``conv2``'s stride and dilation.
     """
 
     expansion = 4
@@ -114,6 +142,7 @@ class Bottleneck(_Block):
         norm_cfg: dict | None = None,
         groups: int = 1,
         width: int | None = None,
+        dcn: dict | None = None,
     ) -> None:
         super().__init__(downsample, with_cp)
         norm_cfg = norm_cfg or dict(type='BN')
@@ -121,7 +150,36 @@ class Bottleneck(_Block):
         conv1_stride, conv2_stride = (stride, 1) if style == 'caffe' else (1, stride)
         self.conv1 = nn.Conv2d(in_channels, width, 1, stride=conv1_stride, bias=False)
         self.bn1 = build_norm_layer(norm_cfg, width)[1]
-        self.conv2 = _conv3x3(width, width, conv2_stride, dilation, groups)
+        self.modulated = False
+        self.conv2_offset: nn.Conv2d | None = None
+        if dcn is None or dcn.get('fallback_on_stride', False):
+            self.conv2 = _conv3x3(width, width, conv2_stride, dilation, groups)
+        else:
+            if dcn.get('groups', groups) != groups:
+                raise ValueError(
+                    f"dcn groups={dcn['groups']} differ from the block's groups={groups}: set "
+                    f'dcn groups to {groups} (or leave it out) so the deformable conv keeps the '
+                    f'shape of the convolution it replaces'
+                )
+            self.modulated = dcn.get('modulated', False)
+            self.conv2 = DeformConv2d(
+                width,
+                width,
+                3,
+                stride=conv2_stride,
+                padding=dilation,
+                dilation=dilation,
+                groups=groups,
+                deform_groups=dcn.get('deformable_groups', 1),
+            )
+            self.conv2_offset = nn.Conv2d(
+                width,
+                self.conv2.offset_channels(self.modulated),
+                3,
+                stride=conv2_stride,
+                padding=dilation,
+                dilation=dilation,
+            )
         self.bn2 = build_norm_layer(norm_cfg, width)[1]
         self.conv3 = nn.Conv2d(width, planes * self.expansion, 1, bias=False)
         self.bn3 = build_norm_layer(norm_cfg, planes * self.expansion)[1]
@@ -130,9 +188,14 @@ class Bottleneck(_Block):
     def last_norm(self) -> nn.Module:
         return self.bn3
 
+    def _conv2(self, x: Tensor) -> Tensor:
+        if self.conv2_offset is None:
+            return self.conv2(x)
+        return self.conv2(x, *split_offset_mask(self.conv2_offset(x), self.modulated))
+
     def _residual(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.relu(self.bn2(self._conv2(out)))
         return self.bn3(self.conv3(out))
 
 
@@ -154,8 +217,14 @@ class ResNet(BaseModule):
         norm_eval: keep every BatchNorm in eval mode (running statistics frozen) while training.
         with_cp: recompute block activations in the backward pass to save memory.
         zero_init_residual: zero the last norm of each block when not loading pretrained weights.
+        dcn: deformable 3x3 convs in the stages chosen by ``stage_with_dcn``, mmdet v1's dict
+            (see :class:`Bottleneck`), e.g. ``dict(modulated=False, deformable_groups=1,
+            fallback_on_stride=False)``; bottleneck depths only.
+        stage_with_dcn: per stage, whether its bottlenecks get ``dcn``.
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=...)`` accepts
-            ``open-mmlab://NAME``, ``torchvision://NAME``, a URL or a local file.
+            ``open-mmlab://NAME``, ``torchvision://NAME``, a URL or a local file. As in mmdet
+            v1, ``conv2_offset`` is zeroed when initialising from scratch and keeps PyTorch's
+            default init when loading pretrained weights (which do not contain it).
     """
 
     arch_settings = {
@@ -181,6 +250,8 @@ class ResNet(BaseModule):
         norm_eval: bool = True,
         with_cp: bool = False,
         zero_init_residual: bool = True,
+        dcn: dict | None = None,
+        stage_with_dcn: tuple[bool, ...] = (False, False, False, False),
         init_cfg: dict | list[dict] | None = None,
     ) -> None:
         if init_cfg is None:
@@ -202,6 +273,14 @@ class ResNet(BaseModule):
             raise ValueError(f'out_indices {out_indices} must index the {num_stages} stages')
         if style not in STYLES:
             raise ValueError(f'unknown style {style!r}: use one of {STYLES}')
+        check_dcn_cfg(dcn)
+        if len(stage_with_dcn) < num_stages:
+            raise ValueError(f'stage_with_dcn {stage_with_dcn} needs one entry per stage')
+        if dcn is None and any(stage_with_dcn[:num_stages]):
+            raise ValueError(
+                f'stage_with_dcn {stage_with_dcn} asks for deformable convs but dcn is None: '
+                f'pass dcn=dict(modulated=False, deformable_groups=1, fallback_on_stride=False)'
+            )
         self.depth = depth
         self.out_indices = tuple(out_indices)
         self.style = style
@@ -222,7 +301,12 @@ class ResNet(BaseModule):
         for index in range(num_stages):
             planes = base_channels * 2**index
             layer = self._make_stage(
-                channels, planes, stage_blocks[index], strides[index], dilations[index]
+                channels,
+                planes,
+                stage_blocks[index],
+                strides[index],
+                dilations[index],
+                dcn if stage_with_dcn[index] else None,
             )
             channels = planes * self.block.expansion
             name = f'layer{index + 1}'
@@ -238,7 +322,13 @@ class ResNet(BaseModule):
         return {}
 
     def _make_stage(
-        self, in_channels: int, planes: int, num_blocks: int, stride: int, dilation: int
+        self,
+        in_channels: int,
+        planes: int,
+        num_blocks: int,
+        stride: int,
+        dilation: int,
+        dcn: dict | None,
     ) -> nn.Sequential:
         out_channels = planes * self.block.expansion
         downsample = None
@@ -252,6 +342,7 @@ class ResNet(BaseModule):
             style=self.style,
             with_cp=self.with_cp,
             norm_cfg=self.norm_cfg,
+            dcn=dcn,
             **self._block_kwargs(planes),
         )
         blocks = [self.block(in_channels, planes, stride, downsample=downsample, **common)]
@@ -269,7 +360,8 @@ class ResNet(BaseModule):
                 param.requires_grad = False
 
     def init_weights(self) -> None:
-        """Load pretrained weights, or initialise (Kaiming convs, unit norms, zeroed residuals)."""
+        """Load pretrained weights, or initialise: Kaiming convs, unit norms, zeroed
+        ``conv2_offset`` (deformable convs keep their own init) and zeroed residuals."""
         if self.is_init:
             return
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
@@ -277,10 +369,11 @@ class ResNet(BaseModule):
             self.is_init = True
             return
         super().init_weights()
-        if self.zero_init_residual:
-            for module in self.modules():
-                if isinstance(module, _Block):
-                    constant_init(module.last_norm, 0)
+        for module in self.modules():
+            if isinstance(module, Bottleneck) and module.conv2_offset is not None:
+                constant_init(module.conv2_offset, 0)
+            if self.zero_init_residual and isinstance(module, _Block):
+                constant_init(module.last_norm, 0)
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         """Args: x (N, C_in, H, W). Returns the outputs of ``out_indices`` (stride 4 to 32)."""
