@@ -9,12 +9,13 @@ input. Behaviour follows the original's 'current' code: ``docs/original_polarmas
 from __future__ import annotations
 
 import torch
-from mmcv.cnn import ConvModule, Scale
+from mmcv.cnn import ConvModule, Scale, build_norm_layer
 from mmengine.config import ConfigDict
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from polarmask.models.layers import ModulatedDeformConv2dPack
 from polarmask.ops import batched_nms
 from polarmask.registry import MODELS, TASK_UTILS
 from polarmask.structures import SampleList
@@ -48,7 +49,9 @@ class PolarMaskHead(BaseModule):
     and ``polar_centerness``, ``reg_convs`` feeds ``polar_reg`` and ``mask_convs`` feeds
     ``polar_mask``. Box distances and ray lengths are ``exp(scale_l * conv)`` with separate
     learnable scales per level (``scales_bbox``, ``scales_mask``). Parameter names equal the
-    original's, so its checkpoints' ``bbox_head.*`` keys load by name.
+    original's, so its checkpoints' ``bbox_head.*`` keys load by name. With ``use_dcn`` each
+    tower conv is a modulated deformable conv with bias, and conv, GN and ReLU are separate tower
+    entries, as in the original (``docs/original_polarmask.md#deformable-convolutions``).
 
     Args:
         num_classes: number of object classes C (no background channel).
@@ -60,8 +63,11 @@ class PolarMaskHead(BaseModule):
         num_rays: rays R per instance; must divide 360.
         angle_convention: 'current' or 'legacy' ray angles (``polarmask.structures.polar``).
         center_sample_radius: positives lie within this many strides of the mass centre.
-        conv_cfg: conv layer config of the towers.
+        conv_cfg: conv layer config of the towers (None with ``use_dcn``).
         norm_cfg: norm layer config of the towers (GN 32 as the original).
+        use_dcn: tower convs are :class:`ModulatedDeformConv2dPack` (DCNv2 with bias) followed
+            by the norm and a ReLU: tower entries ``3i`` (``weight``, ``bias``,
+            ``conv_offset_mask.*``), ``3i + 1`` (GN) and ``3i + 2`` (ReLU).
         centerness_factor: test score = cls * (sigmoid(centerness) + centerness_factor).
         loss_cls: classification loss (sigmoid focal).
         loss_bbox: box loss (IoU).
@@ -71,7 +77,8 @@ class PolarMaskHead(BaseModule):
         test_cfg: ``nms_pre``, ``score_thr``, ``nms=dict(type='nms', iou_threshold, offset)``,
             ``max_per_img``, ``mask_nms`` (the polygons' tight boxes replace the box branch's,
             for NMS and in the results, as in the original).
-        init_cfg: normal(0.01) convs, ``polar_cls`` bias for a 0.01 prior.
+        init_cfg: normal(0.01) convs, ``polar_cls`` bias for a 0.01 prior; with ``use_dcn``
+            only the predictors, the towers keeping the deformable convs' init (as the original).
     """
 
     def __init__(
@@ -87,6 +94,7 @@ class PolarMaskHead(BaseModule):
         center_sample_radius: float = 1.5,
         conv_cfg: dict | None = None,
         norm_cfg: dict | None = None,
+        use_dcn: bool = False,
         centerness_factor: float = 0.5,
         loss_cls: dict | None = None,
         loss_bbox: dict | None = None,
@@ -97,13 +105,22 @@ class PolarMaskHead(BaseModule):
         init_cfg: dict | list[dict] | None = None,
     ) -> None:
         if init_cfg is None:
-            init_cfg = dict(
-                type='Normal',
-                layer='Conv2d',
-                std=0.01,
-                override=dict(type='Normal', name='polar_cls', std=0.01, bias_prob=0.01),
-            )
+            cls_init = dict(type='Normal', name='polar_cls', std=0.01, bias_prob=0.01)
+            if use_dcn:
+                predictors = ('polar_reg', 'polar_mask', 'polar_centerness')
+                init_cfg = dict(
+                    type='Normal',
+                    std=0.01,
+                    override=[cls_init] + [dict(name=name) for name in predictors],
+                )
+            else:
+                init_cfg = dict(type='Normal', layer='Conv2d', std=0.01, override=cls_init)
         super().__init__(init_cfg)
+        if use_dcn and conv_cfg is not None:
+            raise ValueError(
+                f'conv_cfg={conv_cfg} with use_dcn=True: the deformable towers take no conv_cfg; '
+                f'set conv_cfg=None'
+            )
         if len(strides) != len(regress_ranges):
             raise ValueError(
                 f'need one regress range per stride: {len(strides)} strides, '
@@ -124,6 +141,7 @@ class PolarMaskHead(BaseModule):
         self.test_cfg = ConfigDict(test_cfg or {})
         self.conv_cfg = conv_cfg
         self.norm_cfg = norm_cfg or dict(type='GN', num_groups=32, requires_grad=True)
+        self.use_dcn = use_dcn
 
         self.loss_cls = MODELS.build(
             loss_cls
@@ -146,6 +164,8 @@ class PolarMaskHead(BaseModule):
         self._init_layers()
 
     def _tower(self) -> nn.ModuleList:
+        if self.use_dcn:
+            return self._deformable_tower()
         return nn.ModuleList(
             ConvModule(
                 self.in_channels if index == 0 else self.feat_channels,
@@ -158,6 +178,15 @@ class PolarMaskHead(BaseModule):
             )
             for index in range(self.stacked_convs)
         )
+
+    def _deformable_tower(self) -> nn.ModuleList:
+        layers = nn.ModuleList()
+        for index in range(self.stacked_convs):
+            in_channels = self.in_channels if index == 0 else self.feat_channels
+            layers.append(ModulatedDeformConv2dPack(in_channels, self.feat_channels, 3, padding=1))
+            layers.append(build_norm_layer(self.norm_cfg, self.feat_channels)[1])
+            layers.append(nn.ReLU(inplace=True))
+        return layers
 
     def _init_layers(self) -> None:
         self.cls_convs = self._tower()

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 from mmengine.structures import InstanceData
+from torch import nn
 
 from polarmask.models.heads import PolarMaskHead
+from polarmask.models.layers import ModulatedDeformConv2dPack
 from polarmask.structures import DetDataSample
 from polarmask.structures.mask import polygons_to_masks
 from polarmask.structures.polar import mask_contour
@@ -23,7 +25,7 @@ TEST_CFG = dict(
 )
 
 
-def _head(num_rays=36, num_classes=3, **test_cfg) -> PolarMaskHead:
+def _head(num_rays=36, num_classes=3, use_dcn=False, **test_cfg) -> PolarMaskHead:
     head = PolarMaskHead(
         num_classes=num_classes,
         in_channels=8,
@@ -31,6 +33,7 @@ def _head(num_rays=36, num_classes=3, **test_cfg) -> PolarMaskHead:
         feat_channels=8,
         num_rays=num_rays,
         norm_cfg=dict(type='GN', num_groups=4, requires_grad=True),
+        use_dcn=use_dcn,
         test_cfg={**TEST_CFG, **test_cfg},
     )
     head.init_weights()
@@ -90,6 +93,50 @@ def test_init_matches_original():
     assert 0.005 < head.reg_convs[0].conv.weight.std() < 0.02
     assert torch.all(head.cls_convs[0].gn.weight == 1)
     assert head.scales_mask[2].scale.item() == 1.0
+
+
+def test_dcn_towers_have_the_original_layout_names_and_init():
+    head = _head(use_dcn=True)
+    for tower in (head.cls_convs, head.reg_convs, head.mask_convs):
+        assert [type(layer) for layer in tower] == [
+            ModulatedDeformConv2dPack,
+            nn.GroupNorm,
+            nn.ReLU,
+        ] * 2
+    names = set(head.state_dict())
+    assert {
+        'cls_convs.0.weight',
+        'cls_convs.0.bias',
+        'cls_convs.0.conv_offset_mask.weight',
+        'cls_convs.0.conv_offset_mask.bias',
+        'cls_convs.1.weight',
+        'cls_convs.1.bias',
+        'reg_convs.3.conv_offset_mask.bias',
+        'mask_convs.4.bias',
+    } <= names
+    assert not any('.conv.' in name or '.gn.' in name for name in names)
+    # The towers keep the op's init (the original skips its normal(0.01) under DCN).
+    bound = 1 / math.sqrt(8 * 9)
+    for conv in (head.cls_convs[0], head.mask_convs[3]):
+        assert 0.9 * bound < conv.weight.abs().max() <= bound
+        assert conv.weight.std() > 0.03
+        assert torch.count_nonzero(conv.bias) == 0
+        assert torch.count_nonzero(conv.conv_offset_mask.weight) == 0
+        assert torch.count_nonzero(conv.conv_offset_mask.bias) == 0
+    assert torch.all(head.reg_convs[1].weight == 1) and torch.all(head.reg_convs[1].bias == 0)
+    assert head.polar_cls.bias.tolist() == pytest.approx([-math.log(99)] * 3, rel=1e-6)
+    assert 0.005 < head.polar_mask.weight.std() < 0.02
+    assert torch.count_nonzero(head.polar_centerness.bias) == 0
+
+
+def test_dcn_head_losses_reach_the_offset_convs():
+    head = _head(use_dcn=True)
+    losses = head.loss(_features(), [_sample([(40, 30, 89, 69)], [1]), _sample()])
+    assert all(torch.isfinite(value) and value > 0 for value in losses.values())
+    sum(losses.values()).backward()
+    for tower in (head.cls_convs, head.reg_convs, head.mask_convs):
+        grad = tower[3].conv_offset_mask.weight.grad
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
 def test_empty_ground_truth_gives_only_classification_loss():
@@ -286,3 +333,5 @@ def test_bad_configuration_is_reported():
         PolarMaskHead(num_classes=3, in_channels=8, angle_convention='paper')
     with pytest.raises(ValueError, match='regress range'):
         PolarMaskHead(num_classes=3, in_channels=8, strides=(8, 16))
+    with pytest.raises(ValueError, match='set conv_cfg=None'):
+        PolarMaskHead(num_classes=3, in_channels=8, use_dcn=True, conv_cfg=dict(type='Conv2d'))
