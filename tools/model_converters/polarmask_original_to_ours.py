@@ -5,7 +5,9 @@ Usage:
 
 Legacy checkpoints (the released ones, ``bbox_head.fcos_*`` keys) get their predictors renamed
 to ``polar_*`` and their ray channels rolled to the current angle convention; HEAD-era
-checkpoints (``polar_*``) are copied. Every input key that was not mapped is listed.
+checkpoints (``polar_*``) are copied. Deformable-convolution checkpoints keep their
+``conv2_offset`` and ``conv_offset_mask`` keys (load them with a ``*_dcn2`` config). Every input
+key that was not mapped is listed.
 """
 
 from __future__ import annotations

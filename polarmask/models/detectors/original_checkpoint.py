@@ -1,6 +1,9 @@
 """Conversion of the original PolarMask checkpoints (xieenze/PolarMask) to this package.
 
-The original's ``backbone.*``, ``neck.*`` and tower / scale keys already match ours. Its two
+The original's ``backbone.*``, ``neck.*`` and tower / scale keys already match ours, those of its
+deformable-convolution models included (``backbone.layer*.*.conv2_offset.*``; the DCN head's flat
+towers ``bbox_head.{cls,reg,mask}_convs.{i}.{weight,bias}`` and ``.conv_offset_mask.*``,
+``docs/original_polarmask.md#deformable-convolutions``). Its two
 generations differ in the predictor names and the ray angles
 (``docs/original_polarmask.md#two-generations-of-the-code``):
 released checkpoints use ``bbox_head.fcos_{cls,reg,mask,centerness}`` and the legacy angles
@@ -28,9 +31,9 @@ _UNCHANGED = [
     re.compile(pattern)
     for pattern in (
         r'^backbone\.(conv1|bn1)\.\w+$',
-        r'^backbone\.layer\d+\.\d+\.(conv\d|bn\d|downsample\.\d)\.\w+$',
+        r'^backbone\.layer\d+\.\d+\.(conv\d|conv2_offset|bn\d|downsample\.\d)\.\w+$',
         r'^neck\.(lateral_convs|fpn_convs)\.\d+\.conv\.(weight|bias)$',
-        r'^bbox_head\.(cls|reg|mask)_convs\.\d+\.(conv\.weight|conv\.bias|gn\.weight|gn\.bias)$',
+        r'^bbox_head\.(cls|reg|mask)_convs\.\d+\.(conv\.|gn\.|conv_offset_mask\.)?(weight|bias)$',
         r'^bbox_head\.scales_(bbox|mask)\.\d+\.scale$',
     )
 ]

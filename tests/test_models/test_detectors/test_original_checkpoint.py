@@ -57,13 +57,37 @@ def test_rolled_rays_decode_to_the_same_polygon(num_rays):
 
 def test_current_checkpoint_is_unchanged_and_unknown_keys_reported():
     state = {key.replace('fcos_', 'polar_'): value for key, value in _legacy_head().items()}
-    state['backbone.layer2.0.conv2_offset.weight'] = torch.zeros(18, 4, 3, 3)
+    state['backbone.layer2.0.conv2.conv_offset.weight'] = torch.zeros(18, 4, 3, 3)  # mmdet 2.x
     state['bbox_head.debug_counter'] = torch.tensor(3)
     converted, unmapped = convert_original_state_dict(state)
-    assert sorted(unmapped) == ['backbone.layer2.0.conv2_offset.weight', 'bbox_head.debug_counter']
+    assert sorted(unmapped) == [
+        'backbone.layer2.0.conv2.conv_offset.weight',
+        'bbox_head.debug_counter',
+    ]
     torch.testing.assert_close(converted['bbox_head.polar_mask.bias'], torch.arange(36.0))
     forced, _ = convert_original_state_dict(state, convention='legacy')
     assert forced['bbox_head.polar_mask.bias'][0].item() == 9
+
+
+@pytest.mark.parametrize('generation', ['fcos', 'polar'])
+def test_dcn_keys_are_copied(generation):
+    """The original's DCN names are ours: backbone offset convs and the head's flat towers."""
+    dcn_keys = {
+        'backbone.layer2.0.conv2_offset.weight': (18, 4, 3, 3),
+        'backbone.layer4.2.conv2_offset.bias': (27,),
+        'bbox_head.cls_convs.0.weight': (4, 4, 3, 3),
+        'bbox_head.cls_convs.0.bias': (4,),
+        'bbox_head.reg_convs.9.conv_offset_mask.weight': (27, 4, 3, 3),
+        'bbox_head.mask_convs.9.conv_offset_mask.bias': (27,),
+        'bbox_head.mask_convs.10.weight': (4,),
+        'bbox_head.cls_convs.1.bias': (4,),
+    }
+    state = {key.replace('fcos_', f'{generation}_'): v for key, v in _legacy_head().items()}
+    state.update({key: torch.rand(shape) for key, shape in dcn_keys.items()})
+    converted, unmapped = convert_original_state_dict(state)
+    assert unmapped == []
+    for key in dcn_keys:
+        assert converted[key] is state[key]
 
 
 def test_legacy_rays_need_a_multiple_of_four():
