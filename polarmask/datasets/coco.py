@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from mmengine.logging import print_log
 
 from polarmask.datasets.transforms import check_pipeline
 from polarmask.registry import DATASETS, TRANSFORMS
-from polarmask.structures.mask import is_rle, segmentation_areas
+from polarmask.structures.mask import is_rle, polygon_defect, segmentation_areas
 
 DEFAULT_FILTER_CFG: dict[str, Any] = dict(
     filter_empty_gt=True, min_size=32, min_ann_area=15, min_ann_side=10, min_mask_pixels=15
@@ -57,6 +58,15 @@ class _SkipLog:
                 logger='current',
                 level=level,
             )
+
+
+def _is_box(bbox: Any) -> bool:
+    """Whether a COCO ``bbox`` is 4 finite numbers."""
+    return (
+        isinstance(bbox, (list, tuple))
+        and len(bbox) == 4
+        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)
+    )
 
 
 def _merge_filter_cfg(filter_cfg: dict | None) -> dict[str, Any]:
@@ -98,12 +108,15 @@ class CocoInsSegDataset(BaseDataset):
     * ``filter_empty_gt`` (True): drop an image without any non-crowd instance (not in
       ``test_mode``).
 
-    Annotations with ``ignore=1``, without a segmentation, or whose box lies outside the image are
-    dropped; polygons with fewer than 3 points are dropped from their annotation. Each such skip is
-    counted and logged once per reason with example annotation ids. Boxes reaching outside the
-    image are clipped. Malformed jsons (not COCO, duplicate image ids, unknown category ids,
-    annotations of unknown images, RLE of the wrong size) and missing image files raise an error
-    naming the file, the record and the fix.
+    Annotations with ``ignore=1``, without a segmentation, whose bbox is not 4 finite numbers or
+    lies outside the image are dropped; polygons that cannot be rasterised safely (fewer than 3
+    points, NaN, infinite or not numbers, reaching more than an image size outside the image:
+    :func:`~polarmask.structures.mask.polygon_defect`) are dropped from their annotation. Each
+    such skip is counted and logged once per reason with example annotation ids. Boxes reaching
+    outside the image are clipped. Malformed jsons (invalid JSON, not COCO, duplicate image ids,
+    unknown category ids, annotations of unknown images, RLE of the wrong size), missing or
+    empty image files and a training set that the filters leave empty raise an error naming the
+    file, the record and the fix.
 
     Args:
         ann_file: COCO json, relative to ``data_root`` unless absolute.
@@ -189,6 +202,14 @@ class CocoInsSegDataset(BaseDataset):
             else:
                 kept.append(info)
         skips.log(logging.INFO)
+        if not kept:
+            reasons = '; '.join(f'{count} {reason}' for reason, count in skips.counts.items())
+            raise ValueError(
+                f"CocoInsSegDataset '{self.ann_file}': no image left for training of "
+                f'{len(self.data_list)} ({reasons or "the json lists no images"}): check the '
+                'annotations and the classes, or relax filter_cfg (e.g. --cfg-options '
+                'train_dataloader.dataset.filter_cfg.filter_empty_gt=False)'
+            )
         print_log(
             f"CocoInsSegDataset '{self.ann_file}': {len(kept)} of {len(self.data_list)} images "
             'kept for training',
@@ -207,7 +228,14 @@ class CocoInsSegDataset(BaseDataset):
                 f"(data_root '{self.data_root}') or point the config's dataset.data_root / "
                 'ann_file at it, e.g. --cfg-options train_dataloader.dataset.data_root=/path/'
             )
-        raw = load(self.ann_file, file_format='json')
+        try:
+            raw = load(self.ann_file, file_format='json')
+        except ValueError as error:
+            raise ValueError(
+                f"annotation file '{self.ann_file}' ({os.path.getsize(self.ann_file)} bytes) is "
+                f'not valid JSON ({error}): write it again (json.dump with allow_nan=False) or '
+                'point ann_file at the right file'
+            ) from error
         if not isinstance(raw, dict):
             raise ValueError(
                 f"'{self.ann_file}' is not a COCO instances json: its top level is a "
@@ -327,6 +355,9 @@ class CocoInsSegDataset(BaseDataset):
             segmentation = self._valid_segmentation(ann, image, where, skips)
             if segmentation is None:
                 continue
+            if not _is_box(ann['bbox']):
+                skips.add('annotations whose bbox is not 4 finite numbers [x, y, w, h]', where)
+                continue
             x, y, w, h = ann['bbox']
             if min_area is not None and 'area' in ann and ann['area'] <= min_area:
                 skips.add(f'annotations with area <= min_ann_area={min_area}', where)
@@ -378,25 +409,31 @@ class CocoInsSegDataset(BaseDataset):
                     "the image's height/width"
                 )
             return segmentation
-        polygons = [p for p in segmentation if len(p) >= 6 and len(p) % 2 == 0]
-        for _ in range(len(segmentation) - len(polygons)):
-            skips.add('polygons with < 3 points (or an odd coordinate count) dropped', where)
+        if not isinstance(segmentation, list):
+            skips.add('annotations whose segmentation is neither polygons nor an RLE', where)
+            return None
+        polygons = []
+        for polygon in segmentation:
+            defect = polygon_defect(polygon, image['height'], image['width'])
+            if defect is None:
+                polygons.append(polygon)
+            else:
+                skips.add(f'{defect} dropped', where)
         if not polygons:
             skips.add('annotations without a valid polygon', where)
             return None
         return polygons
 
     def _check_files(self, data_list: list[dict]) -> None:
-        missing = [
-            info
-            for info in data_list
-            if '://' not in info['img_path'] and not os.path.isfile(info['img_path'])
-        ]
-        if missing:
-            first = missing[0]
-            raise FileNotFoundError(
-                f"CocoInsSegDataset: {len(missing)} image file(s) listed in '{self.ann_file}' do "
-                f"not exist, e.g. '{first['img_path']}' (image id {first['img_id']}); fix "
-                'data_root / data_prefix=dict(img=...) or remove the images from the json '
-                '(check_image_files=False skips this check)'
-            )
+        local = [info for info in data_list if '://' not in info['img_path']]
+        missing = [info for info in local if not os.path.isfile(info['img_path'])]
+        empty = [] if missing else [i for i in local if os.path.getsize(i['img_path']) == 0]
+        for problem, bad in (('do not exist', missing), ('are empty (0 bytes)', empty)):
+            if bad:
+                first = bad[0]
+                raise FileNotFoundError(
+                    f"CocoInsSegDataset: {len(bad)} image file(s) listed in '{self.ann_file}' "
+                    f"{problem}, e.g. '{first['img_path']}' (image id {first['img_id']}); fix "
+                    'data_root / data_prefix=dict(img=...), replace the files or remove the '
+                    'images from the json (check_image_files=False skips this check)'
+                )

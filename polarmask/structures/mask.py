@@ -159,6 +159,36 @@ def is_rle(segmentation: Any) -> bool:
     return isinstance(segmentation, dict)
 
 
+def polygon_defect(polygon: Any, height: int, width: int) -> str | None:
+    """Why a COCO polygon cannot be rasterised safely, or None when it can.
+
+    pycocotools walks a polygon's edges pixel by pixel at 5x scale, so a NaN, infinite or huge
+    coordinate makes it allocate without bound; such polygons are refused, as are polygons
+    with fewer than 3 points.
+
+    Args:
+        polygon: ``[x0, y0, x1, y1, ...]`` of a COCO ``segmentation`` list, in image pixels.
+        height: image height in pixels.
+        width: image width in pixels.
+
+    Returns:
+        str | None: the defect, worded as a count label ("polygons with ..."), or None.
+    """
+    if not isinstance(polygon, (list, tuple)) or len(polygon) < 6 or len(polygon) % 2:
+        return 'polygons with < 3 points (or an odd coordinate count)'
+    bad_coordinates = 'polygons with coordinates that are NaN, infinite or not numbers'
+    try:
+        coordinates = np.asarray(polygon, dtype=np.float64)
+    except (TypeError, ValueError):
+        return bad_coordinates
+    if coordinates.ndim != 1 or not np.isfinite(coordinates).all():
+        return bad_coordinates
+    xs, ys = coordinates[0::2], coordinates[1::2]
+    if xs.min() < -width or xs.max() > 2 * width or ys.min() < -height or ys.max() > 2 * height:
+        return 'polygons reaching more than an image width or height outside the image'
+    return None
+
+
 def segmentations_to_rles(segmentations: list, height: int, width: int) -> list[dict]:
     """One pycocotools RLE per COCO segmentation, the parts of a polygon list merged.
 

@@ -7,6 +7,7 @@ import copy
 import io
 import json
 
+import cv2
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
@@ -243,15 +244,79 @@ def test_bad_records(coco_tools, coco_root):
         build(coco_root)
 
 
-def test_image_size_mismatch_with_json_is_an_error(coco_tools, tmp_path):
+def test_image_size_mismatch_with_json_is_an_error_in_training_and_testing(coco_tools, tmp_path):
     coco = coco_tools.scene()
     coco_tools.write(tmp_path, coco)
     wrong = copy.deepcopy(coco)
     wrong['images'][1]['height'] = 81
     coco_tools.write(tmp_path, wrong, paint=False)
-    results = LoadImageFromFile()(build(tmp_path).get_data_info(1))
-    with pytest.raises(ValueError, match=r"b\.png' is \(80, 60\).*\(81, 60\)"):
-        LoadAnnotations(with_mask=True)(results)
+    for test_mode in (False, True):
+        info = build(tmp_path, test_mode=test_mode).get_data_info(1)
+        with pytest.raises(ValueError, match=r"b\.png' \(image id 12\) is \(80, 60\).*\(81, 60\)"):
+            LoadImageFromFile()(info)
+    info['img'] = np.zeros((80, 60, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"b\.png' \(image id 12\) is \(80, 60\).*\(81, 60\)"):
+        LoadAnnotations(with_mask=True)(info)
+
+
+@pytest.mark.parametrize(
+    ('polygon', 'reason'),
+    [
+        ([10, 10, 50, float('nan'), 50, 40], 'NaN, infinite or not numbers'),
+        ([10, 10, 50, 10, float('inf'), 40], 'NaN, infinite or not numbers'),
+        ([10, 10, 50, 10, None, 40], 'NaN, infinite or not numbers'),
+        ([10, 10, 50, 10, 'x', 40], 'NaN, infinite or not numbers'),
+        ([10, 10, 1e9, 10, 50, 40], 'more than an image width or height outside'),
+        ([10, 10, 50, 10, 50, -200], 'more than an image width or height outside'),
+    ],
+)
+def test_bad_coordinates_are_dropped_before_rasterising(
+    coco_tools, tmp_path, logged, polygon, reason
+):
+    coco = coco_tools.scene()
+    coco['annotations'][1]['segmentation'] = [polygon]  # json.dump writes NaN and Infinity
+    coco_tools.write(tmp_path, coco, paint=False)
+    (tmp_path / 'images').mkdir()
+    for image in coco['images']:
+        cv2.imwrite(str(tmp_path / 'images' / image['file_name']), np.zeros((8, 8, 3), np.uint8))
+    instances = build(tmp_path).get_data_info(0)['instances']
+    assert [i['bbox_label'] for i in instances] == [2, 1, 2]
+    assert any(reason in m and 'annotation 101 of image' in m for m in logged), logged
+
+
+def test_bad_boxes_are_dropped(coco_tools, coco_root, logged):
+    coco = coco_tools.scene()
+    coco['annotations'][1]['bbox'] = [10, 10, float('nan'), 30]
+    coco['annotations'][2]['bbox'] = [77, 47, 37]
+    coco_tools.write(coco_root, coco, paint=False)
+    instances = build(coco_root).get_data_info(0)['instances']
+    assert [i['bbox_label'] for i in instances] == [2, 2]
+    assert any('not 4 finite numbers [x, y, w, h]: 2 (e.g. annotation 101' in m for m in logged)
+
+
+@pytest.mark.parametrize('content', ['', '{"images": [', 'images: []'])
+def test_bad_json_syntax_names_the_file(coco_root, content):
+    (coco_root / 'annotations' / 'ann.json').write_text(content)
+    with pytest.raises(
+        ValueError, match=r"annotation file '.*ann\.json' \(\d+ bytes\) is not valid"
+    ):
+        build(coco_root)
+
+
+def test_bad_empty_image_file(coco_root):
+    (coco_root / 'images' / 'b.png').write_bytes(b'')
+    with pytest.raises(
+        FileNotFoundError, match=r"are empty \(0 bytes\), e\.g\. '.*b\.png' \(image"
+    ):
+        build(coco_root)
+    info = build(coco_root, check_image_files=False).get_data_info(1)
+    with pytest.raises(OSError, match=r"cannot decode image '.*b\.png' \(image id 12, 0 bytes\)"):
+        LoadImageFromFile()(info)
+
+
+def test_training_set_emptied_by_the_filters_names_the_reasons(coco_root):
+    with pytest.raises(ValueError, match=r'no image left for training of 2 \(2 images dropped '):
+        build(coco_root, filter_cfg=dict(min_size=1000))
 
 
 def test_serialized_and_plain_data_lists_agree(coco_root):

@@ -230,9 +230,8 @@ def test_classes_from_dataset_meta_map_labels_by_name(tmp_path):
     assert segm[0]['category_id'] == 7
 
     metric = CocoMetric(ann_file=gt_file)
-    metric.dataset_meta = dict(classes=('cat', 'horse'))
     with pytest.raises(KeyError, match='horse'):
-        run_metric(metric, perfect_samples())
+        metric.dataset_meta = dict(classes=('cat', 'horse'))
 
 
 def test_ann_file_from_dataset_meta_and_label_check(tmp_path):

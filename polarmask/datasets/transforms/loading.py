@@ -5,6 +5,7 @@ Naming convention for shapes: G instances (crowd included), H x W the original i
 
 from __future__ import annotations
 
+import cv2
 import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -14,12 +15,33 @@ from polarmask.registry import TRANSFORMS
 from polarmask.structures.mask import segmentations_to_masks
 
 
+def check_image_size(img: np.ndarray, results: dict) -> None:
+    """Raise when an image's (H, W) differs from the ``height`` / ``width`` of its json entry.
+
+    Masks are rasterised and predictions evaluated at the json's size, so a mismatch would put
+    them in the wrong place (in training as in testing). Data infos without a size (images
+    given directly) are not checked.
+    """
+    if 'height' not in results or 'width' not in results:
+        return
+    expected = (results['height'], results['width'])
+    if tuple(img.shape[:2]) != expected:
+        raise ValueError(
+            f"image '{results.get('img_path')}' (image id {results.get('img_id')}) is "
+            f'{tuple(img.shape[:2])} (H, W) but its json entry says {expected}; fix '
+            'height/width in the json (or an EXIF rotation of the file), otherwise masks and '
+            'predictions would not align with it'
+        )
+
+
 @TRANSFORMS.register_module()
 class LoadImageFromFile(BaseTransform):
     """Read ``results['img_path']`` into ``img`` (H, W, 3) uint8 BGR.
 
     Grayscale images are expanded to 3 channels and the alpha channel of RGBA images is dropped
-    (OpenCV's colour decoding). Sets ``img``, ``img_shape`` and ``ori_shape`` (H, W).
+    (OpenCV's colour decoding). Sets ``img``, ``img_shape`` and ``ori_shape`` (H, W). An image
+    whose size differs from its json entry's ``height`` / ``width`` is an error
+    (:func:`check_image_size`).
 
     Args:
         color_type: mmcv's decode flag; ``'color'`` always gives 3 channels.
@@ -51,7 +73,10 @@ class LoadImageFromFile(BaseTransform):
                 f"LoadImageFromFile: image '{path}' (image id {results.get('img_id')}) does not "
                 'exist; fix data_root / data_prefix or remove the image from the json'
             ) from error
-        img = mmcv.imfrombytes(content, flag=self.color_type, backend=self.imdecode_backend)
+        try:
+            img = mmcv.imfrombytes(content, flag=self.color_type, backend=self.imdecode_backend)
+        except cv2.error:
+            img = None
         if img is None or img.size == 0:
             raise OSError(
                 f"LoadImageFromFile: cannot decode image '{path}' (image id "
@@ -60,6 +85,7 @@ class LoadImageFromFile(BaseTransform):
             )
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
+        check_image_size(img, results)
         if self.to_float32:
             img = img.astype(np.float32)
         results['img'] = img
@@ -109,14 +135,9 @@ class LoadAnnotations(BaseTransform):
                 [i['bbox_label'] for i in instances], dtype=np.int64
             )
         if self.with_mask:
+            if 'img' in results:
+                check_image_size(results['img'], results)
             height, width = results['height'], results['width']
-            if 'img' in results and tuple(results['img'].shape[:2]) != (height, width):
-                raise ValueError(
-                    f"LoadAnnotations: image '{results['img_path']}' is "
-                    f'{tuple(results["img"].shape[:2])} (H, W) but its json entry says '
-                    f'{(height, width)}; fix height/width in the json (or an EXIF rotation of '
-                    'the file), otherwise masks and image would not align'
-                )
             results['gt_masks'] = segmentations_to_masks(
                 [i['mask'] for i in instances], height, width
             )

@@ -21,11 +21,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from mmengine.dist import is_main_process
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from terminaltables import AsciiTable
 
 from polarmask.evaluation.functional import xyxy_to_coco_xywh
+from polarmask.evaluation.ground_truth import load_ground_truth
 from polarmask.registry import METRICS
 from polarmask.structures import pred_instances_to_numpy
 
@@ -111,6 +113,12 @@ class CocoMetric(BaseMetric):
     Labels map to category ids through the dataset's ``classes`` names (``dataset_meta``, set by
     the runner), or to every category of ``ann_file`` in json order without a dataset.
 
+    The ground truth is read when the runner sets ``dataset_meta`` (as it builds the val or test
+    loop), so an unreadable json or classes it does not name stop the run before it trains or
+    tests; what the dataset loader accepts is made evaluable and logged
+    (:func:`~polarmask.evaluation.ground_truth.evaluable_ground_truth`: missing ``id``,
+    ``iscrowd`` or ``area``; empty, degenerate or non-finite polygons).
+
     Args:
         ann_file: Ground-truth COCO json. ``None``: the dataset's ``ann_file`` (from
             ``dataset_meta``).
@@ -156,6 +164,23 @@ class CocoMetric(BaseMetric):
         self.backend = backend
         self._coco_gt = None
         self._coco_gt_file: str | None = None
+
+    @property
+    def dataset_meta(self) -> dict | None:
+        """The dataset's metainfo (``classes``, ``ann_file``), set by the runner's loops."""
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: dict | None) -> None:
+        """Set the metainfo and, in the process that evaluates, read the ground truth now.
+
+        The runner sets it when it builds the val or test loop, so a json that cannot be
+        evaluated, or classes it does not name, stop the run before training or testing
+        instead of at its end.
+        """
+        BaseMetric.dataset_meta.fset(self, dataset_meta)
+        if is_main_process() and (self.ann_file or (dataset_meta or {}).get('ann_file')):
+            self._cat_ids(self._load_gt())
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Keep each image's boxes, scores, labels and RLE masks (original-image pixels)."""
@@ -242,9 +267,8 @@ class CocoMetric(BaseMetric):
             )
         if self._coco_gt is None or self._coco_gt_file != ann_file:
             coco_cls, _ = _coco_api(self.backend)
-            self._coco_gt, log = _quiet(coco_cls, ann_file)
+            self._coco_gt = load_ground_truth(ann_file, coco_cls)
             self._coco_gt_file = ann_file
-            print_log(log.strip(), logger='current', level=logging.DEBUG)
         return self._coco_gt
 
     def _cat_ids(self, coco_gt: Any) -> list[int]:
