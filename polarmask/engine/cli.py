@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import os
 import sys
 import tempfile
@@ -25,6 +26,20 @@ from polarmask.visualization.display import show_or_write
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
+class ConfigOptions(DictAction):
+    """mmengine's ``DictAction`` for ``--cfg-options``; a KEY without ``=VALUE`` is a usage
+    error naming it instead of a ValueError traceback."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        for item in values:
+            if '=' not in item:
+                parser.error(
+                    f'{option_string} {item!r} has no value: write KEY=VALUE, e.g. '
+                    f"{item}=... (several: KEY1=V1 KEY2=V2; lists: KEY='[1,2]')"
+                )
+        super().__call__(parser, namespace, values, option_string)
+
+
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--work-dir',
@@ -36,7 +51,7 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         '--cfg-options',
         '--options',
         nargs='+',
-        action=DictAction,
+        action=ConfigOptions,
         help='override config values, e.g. train_dataloader.batch_size=2',
     )
     parser.add_argument(
@@ -157,7 +172,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser, batch_size: int | None) 
         '--batch-size', type=int, default=batch_size, help='images per forward pass'
     )
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config values, k=v'
+        '--cfg-options', nargs='+', action=ConfigOptions, help='override config values, k=v'
     )
 
 
@@ -281,9 +296,18 @@ def config_for_testing(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def error_file() -> str:
+    """Where :func:`report_errors` keeps the traceback of the latest failure (one per user)."""
+    user = os.getuid() if hasattr(os, 'getuid') else getpass.getuser()
+    return os.path.join(tempfile.gettempdir(), f'polarmask-last-error-{user}.txt')
+
+
 @contextlib.contextmanager
 def report_errors(what: str) -> Iterator[None]:
     """Turn an exception into one line on stderr; the full traceback goes to a file.
+
+    The file (:func:`error_file`) is replaced by each failure, so failures do not pile up in
+    the temporary folder; it is written to a temporary name first and renamed.
 
     Args:
         what: names the command line (e.g. the config path) in the message.
@@ -293,11 +317,13 @@ def report_errors(what: str) -> Iterator[None]:
     except KeyboardInterrupt:
         raise
     except Exception as error:  # noqa: BLE001  (every failure gets a readable line)
+        target = error_file()
         with tempfile.NamedTemporaryFile(
-            'w', prefix='polarmask-error-', suffix='.txt', delete=False
+            'w', dir=os.path.dirname(target), prefix='.polarmask-error-', delete=False
         ) as file:
             traceback.print_exc(file=file)
+        os.replace(file.name, target)
         message = str(error).strip() or type(error).__name__
         print(f'error: {what}: {type(error).__name__}: {message}', file=sys.stderr)
-        print(f'(full traceback: {file.name})', file=sys.stderr)
+        print(f'(full traceback: {target})', file=sys.stderr)
         sys.exit(1)

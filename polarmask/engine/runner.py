@@ -5,6 +5,7 @@ mmengine 0.10.7's launchers call ``torch.cuda.set_device`` unconditionally and i
 :class:`PolarRunner` initialises torch.distributed with the ``gloo`` backend through mmengine's own
 launchers (pytorch, slurm, mpi), gives each process its share of CPU threads and wraps the model
 in DDP without device ids. With CUDA present, all of this is mmengine's unchanged behaviour.
+Processes started by torchrun (``launcher='pytorch'``) stop when torchrun dies, even by SIGKILL.
 
 On every machine it reads local checkpoints through the weights-only loader and checks them
 before anything is loaded: the weights must fit the model (testing, resuming; ``load_from`` of a
@@ -19,11 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
+import logging
 import os
+import signal
+import socket
+import sys
 from collections.abc import Callable, Iterator
 
 import torch
-from mmengine.dist import master_only
+from mmengine.dist import is_main_process, master_only
+from mmengine.logging import print_log
 from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 from mmengine.runner import BaseLoop, Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
@@ -39,6 +46,15 @@ from polarmask.engine.state_dict import (
 )
 from polarmask.registry import MODEL_WRAPPERS, RUNNERS
 from polarmask.utils.config import config_name
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: work dirs are not locked
+    fcntl = None
+
+_PR_SET_PDEATHSIG = 1
+_LAUNCHER_PID = os.getppid()
+"""The parent when polarmask's engine was imported: under torchrun, its agent."""
 
 
 @contextlib.contextmanager
@@ -70,6 +86,27 @@ def _limit_cpu_threads() -> None:
     torch.set_num_threads(int(threads))
 
 
+def _exit_with_launcher() -> None:
+    """Have the kernel send SIGTERM to this process when its launcher, the parent, dies.
+
+    torchrun's workers are its children; a torchrun killed with SIGKILL cannot stop them, and
+    they went on training (and writing checkpoints) as orphans. Linux only
+    (``prctl(PR_SET_PDEATHSIG)``); a launcher that died before this call ends the process now.
+    """
+    if not sys.platform.startswith('linux'):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        print_log(
+            f'prctl(PR_SET_PDEATHSIG) failed ({os.strerror(ctypes.get_errno())}): this process '
+            'will not stop by itself if its launcher is killed',
+            logger='current',
+            level=logging.WARNING,
+        )
+    elif os.getppid() != _LAUNCHER_PID:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 @RUNNERS.register_module()
 class PolarRunner(Runner):
     """mmengine's Runner with CPU/gloo distributed support and checkpoints checked before use."""
@@ -77,6 +114,8 @@ class PolarRunner(Runner):
     _resuming = False
 
     def setup_env(self, env_cfg: dict) -> None:
+        if self._launcher == 'pytorch':
+            _exit_with_launcher()
         env_cfg = copy.deepcopy(dict(env_cfg))
         if self.distributed and not torch.cuda.is_available():
             dist_cfg = dict(env_cfg.get('dist_cfg', {}))
@@ -113,6 +152,47 @@ class PolarRunner(Runner):
             return
         name = os.path.basename(self.cfg.filename) if self.cfg.filename else 'config.py'
         self.cfg.dump(os.path.join(self.log_dir, name))
+
+    def train(self) -> nn.Module:
+        """mmengine's train, in a work dir that no other training uses at the same time."""
+        if is_main_process():
+            self._claim_work_dir()
+        return super().train()
+
+    def _claim_work_dir(self) -> None:
+        """Lock ``<work_dir>/.train.lock`` for this process, or raise naming the run holding it.
+
+        Two trainings in one work dir would overwrite each other's checkpoints and
+        ``last_checkpoint``. The lock (``flock``, POSIX only) ends with the process, however it
+        ends. A new run in a work dir with checkpoints of an earlier one is warned about.
+        """
+        if fcntl is None:
+            return
+        path = os.path.join(self.work_dir, '.train.lock')
+        lock = open(path, 'a+', encoding='utf-8')  # held open until the process ends
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or 'another process'
+            lock.close()
+            raise RuntimeError(
+                f"work dir '{self.work_dir}' is in use by another training ({holder}); two runs "
+                "in one work dir overwrite each other's checkpoints: give this one its own "
+                '--work-dir, or stop the other first'
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f'pid {os.getpid()} on {socket.gethostname()}, started {self.timestamp}\n')
+        lock.flush()
+        self._work_dir_lock = lock
+        pointer = os.path.join(self.work_dir, 'last_checkpoint')
+        if not self._resume and os.path.isfile(pointer):
+            self.logger.warning(
+                f"work dir '{self.work_dir}' holds the checkpoints of an earlier run "
+                '(last_checkpoint): this run starts from scratch and replaces checkpoints of the '
+                'same name as it saves; --resume continues the earlier run instead'
+            )
 
     def build_train_loop(self, loop: BaseLoop | dict) -> BaseLoop:
         """mmengine's train loop, checked against the model's number of classes."""

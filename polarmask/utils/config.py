@@ -3,12 +3,42 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import json
+import logging
 import os
+from typing import Any
 
 from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.runner import Runner
 
 from polarmask.registry import DATASETS
+
+_MISSING = object()
+RUNNER_KEYS = frozenset(inspect.signature(Runner.__init__).parameters) - {'self', 'cfg'} | {
+    'runner_type',
+    'model_wrapper_cfg',
+    'find_unused_parameters',
+    'compile',
+    'activation_checkpointing',
+    'strategy',
+    'gpu_ids',
+    'vis_backends',
+}
+"""Top-level config keys that mmengine's runner (and its ``from_cfg``) reads."""
+ORIGINAL_KEYS = {
+    'optimizer': 'optim_wrapper.optimizer',
+    'optimizer_config': 'optim_wrapper.clip_grad',
+    'lr_config': 'param_scheduler',
+    'total_epochs': 'train_cfg.max_epochs',
+    'checkpoint_config': 'default_hooks.checkpoint',
+    'log_config': 'default_hooks.logger',
+    'data': 'train_dataloader / val_dataloader / test_dataloader',
+    'evaluation': 'val_evaluator and train_cfg.val_interval',
+    'dist_params': 'env_cfg.dist_cfg',
+}
+"""Top-level keys of mmdetection 1.x configs (the original's) and what replaces them."""
 
 
 def config_name(config: str | os.PathLike | Config) -> str:
@@ -45,10 +75,84 @@ def load_config(config: str | os.PathLike | Config, cfg_options: dict | None = N
     else:
         raise TypeError(f'config must be a file path or a Config, not {type(config).__name__}')
     if cfg_options:
+        for key, value in cfg_options.items():
+            _check_option_type(config, key, value)
         config.merge_from_dict(cfg_options)
     if 'model' not in config:
         raise KeyError(f'config {config_name(config)} has no model: it is not a detector config')
+    for warning in unread_key_warnings(config):
+        print_log(
+            f'config {config_name(config)}: {warning}', logger='current', level=logging.WARNING
+        )
     return config
+
+
+def _lookup(config: Any, key: str) -> Any:
+    """The value at a dotted ``--cfg-options`` key (list items by index), or ``_MISSING``."""
+    value = config
+    for part in key.split('.'):
+        if isinstance(value, (dict, Config)) and part in value:
+            value = value[part]
+        elif isinstance(value, (list, tuple)) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _check_option_type(config: Config, key: str, value: Any) -> None:
+    """Raise when an override gives text where the config holds a number, a flag or a list."""
+    old = _lookup(config, key)
+    kinds = ((bool, 'True or False'), ((int, float), 'a number'), ((list, tuple), 'a list'))
+    for types, kind in kinds:
+        if isinstance(old, types) and isinstance(value, str):
+            raise TypeError(
+                f'--cfg-options {key}={value}: config {config_name(config)} holds {kind} '
+                f'there ({old!r}), not text; give {kind}, e.g. {key}={old!r}'
+            )
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions turning ``a`` into ``b``."""
+    row = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        diagonal, row[0] = row[0], i
+        for j, char_b in enumerate(b, 1):
+            substitution = diagonal + (char_a != char_b)
+            diagonal = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, substitution)
+    return row[-1]
+
+
+def unread_key_warnings(cfg: Config) -> list[str]:
+    """Warnings for top-level keys that look like runner keys but are not read.
+
+    mmengine ignores top-level keys it does not know (configs use them for helper variables
+    such as ``data_root``), so a misspelt ``optim_wraper`` or a key of the original PolarMask
+    configs (``optimizer``, ``lr_config``, ...) changes nothing without a word.
+
+    Args:
+        cfg: a runner config.
+
+    Returns:
+        list[str]: one warning per such key, naming what is read instead.
+    """
+    warnings = []
+    for key in cfg.keys():
+        if key in RUNNER_KEYS:
+            continue
+        if key in ORIGINAL_KEYS:
+            warnings.append(
+                f"top-level key '{key}' of the original PolarMask configs is not read here: "
+                f"use {ORIGINAL_KEYS[key]} (README: From the original's config keys to ours)"
+            )
+            continue
+        close = [known for known in sorted(RUNNER_KEYS) if _edit_distance(key, known) <= 2]
+        if close and len(key) > 4:
+            warnings.append(
+                f"top-level key '{key}' is not read by the runner: did you mean '{close[0]}'?"
+            )
+    return warnings
 
 
 def config_classes(cfg: Config) -> tuple[str, ...] | None:

@@ -8,6 +8,8 @@
   and ``latest.pth`` intact, and ``--resume`` continues from them.
 - A rank that stops responding (SIGSTOP) makes the other one fail after
   ``env_cfg.dist_cfg.timeout`` seconds instead of waiting forever.
+- ``kill -9`` of torchrun itself ends its workers within seconds (parent-death signal) instead
+  of leaving them training as orphans.
 """
 
 import os
@@ -169,3 +171,27 @@ def test_hung_rank_makes_the_other_fail_within_the_dist_timeout(tiny_data: Path,
             os.kill(pid, signal.SIGKILL)
         code = finish(job, log, timeout=60)
     assert code != 0
+
+
+def test_killed_launcher_ends_its_workers(tiny_data: Path, tmp_path):
+    options = train_options(
+        tiny_data, ['train_cfg.max_epochs=50', 'default_hooks.checkpoint.interval=1000']
+    )
+    log = tmp_path / 'orphans.log'
+    job = start(_dist_train(tmp_path / 'work', *options), log, environment(PORT=str(free_port())))
+    workers = []
+    try:
+        wait_for(
+            lambda: re.search(r'Epoch\(train\)\s+\[1\]\[1/3\]', log.read_text()),
+            240,
+            f'the first iteration in {log}',
+        )
+        workers = train_workers(job.pid)
+        assert len(workers) == 2, workers
+        os.kill(job.pid, signal.SIGKILL)
+        job.wait()
+        wait_for(lambda: not any(_alive(pid) for pid in workers), 10, 'the orphaned workers to end')
+    finally:
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

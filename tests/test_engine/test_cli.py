@@ -1,6 +1,9 @@
 """The seed's command lines and mmdetection 3.x's parse into the intended runner configs."""
 
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +14,10 @@ from polarmask.engine.cli import (
     build_train_parser,
     config_for_testing,
     config_for_training,
+    error_file,
+    report_errors,
 )
+from polarmask.utils import config as config_module
 from polarmask.utils import register_all_modules
 
 R50_4GPU = 'configs/polarmask/4gpu/polar_768_1x_r50.py'
@@ -140,3 +146,41 @@ def test_amp_without_cuda_is_one_clear_refusal(monkeypatch):
     args = build_train_parser().parse_args([DEMO, '--amp'])
     with pytest.raises(RuntimeError, match='^--amp needs CUDA .*train without --amp'):
         config_for_training(args)
+
+
+def test_cfg_options_key_without_value_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_train_parser().parse_args([DEMO, '--cfg-options', 'train_cfg.max_epochs'])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--cfg-options 'train_cfg.max_epochs' has no value: write KEY=VALUE" in error
+
+
+def test_cfg_options_value_of_the_wrong_type_names_the_key():
+    args = build_train_parser().parse_args([DEMO, '--cfg-options', 'train_cfg.max_epochs=ten'])
+    with pytest.raises(TypeError, match=r'max_epochs=ten: config .* holds a number there \(15\)'):
+        config_for_training(args)
+
+
+def test_misspelt_and_original_top_level_keys_are_warned(monkeypatch):
+    warnings: list[str] = []
+    monkeypatch.setattr(config_module, 'print_log', lambda msg, **kw: warnings.append(msg))
+    options = ['optim_wraper.clip_grad=None', 'total_epochs=12', 'img_scale=(64,64)']
+    config_for_training(build_train_parser().parse_args([DEMO, '--cfg-options', *options]))
+    assert len(warnings) == 2
+    assert "'optim_wraper' is not read by the runner: did you mean 'optim_wrapper'?" in warnings[0]
+    assert "'total_epochs' of the original PolarMask configs" in warnings[1]
+    assert 'use train_cfg.max_epochs' in warnings[1]
+
+
+def test_failures_keep_one_traceback_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    for message in ('first', 'second'):
+        with pytest.raises(SystemExit), report_errors('cmd'):
+            raise ValueError(message)
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        'error: cmd: ValueError: second',
+        f'(full traceback: {error_file()})',
+    ]
+    assert [path.name for path in tmp_path.iterdir()] == [os.path.basename(error_file())]
+    assert 'ValueError: second' in Path(error_file()).read_text()

@@ -150,9 +150,9 @@ def test_resume_refuses_weights_of_another_model(tmp_path):
     assert runner.train_loop.epoch == 0
 
 
-def _train_toy(work_dir: Path, max_keep_ckpts: int = 1, **kwargs) -> PolarRunner:
-    """Train the toy model 1 epoch of 3 iterations with a checkpoint after each."""
-    runner = _runner(
+def _toy(work_dir: Path, max_keep_ckpts: int = 1, **kwargs) -> PolarRunner:
+    """A runner of the toy model: 1 epoch of 3 iterations with a checkpoint after each."""
+    return _runner(
         work_dir,
         _ToyModel(),
         train_dataloader=DataLoader(_Data(), batch_size=1),
@@ -166,7 +166,12 @@ def _train_toy(work_dir: Path, max_keep_ckpts: int = 1, **kwargs) -> PolarRunner
         custom_hooks=[dict(type='PlainCheckpointHook')],
         **kwargs,
     )
+
+
+def _train_toy(work_dir: Path, max_keep_ckpts: int = 1, **kwargs) -> PolarRunner:
+    runner = _toy(work_dir, max_keep_ckpts, **kwargs)
     runner.train()
+    runner._work_dir_lock.close()  # as when its process ends
     return runner
 
 
@@ -213,8 +218,10 @@ def test_checkpoint_due_for_deletion_at_a_kill_is_deleted_on_resume(tmp_path, mo
             raise KeyboardInterrupt  # the kill: iter_2 complete, iter_1 not yet deleted
 
     monkeypatch.setattr(checkpoint_hooks, 'point_latest', killed_after_saving)
+    killed = _toy(work)
     with pytest.raises(KeyboardInterrupt):
-        _train_toy(work)
+        killed.train()
+    killed._work_dir_lock.close()
     assert _names(work) == ['iter_1.pth', 'iter_2.pth']
     monkeypatch.undo()
 
@@ -246,3 +253,17 @@ def test_data_with_fewer_classes_than_the_head_is_warned(tmp_path, monkeypatch):
     monkeypatch.setattr(runner.logger, 'warning', warnings.append)
     runner.build_train_loop(runner._train_loop)
     assert len(warnings) == 1 and 'labels 2..2 have no training data' in warnings[0]
+
+
+def test_a_second_training_in_a_work_dir_in_use_is_refused(tmp_path, monkeypatch):
+    first = _toy(tmp_path)
+    first.train()
+    with pytest.raises(RuntimeError, match=r"'.*' is in use by another training \(pid \d+ on "):
+        _toy(tmp_path).train()
+    first._work_dir_lock.close()
+
+    again = _toy(tmp_path)
+    warnings: list[str] = []
+    monkeypatch.setattr(again.logger, 'warning', warnings.append)
+    again.train()
+    assert any('holds the checkpoints of an earlier run' in warning for warning in warnings)

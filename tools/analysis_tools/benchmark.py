@@ -24,11 +24,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from polarmask.apis import init_detector
-from polarmask.engine.cli import report_errors
+from polarmask.engine.cli import ConfigOptions, report_errors
 from polarmask.utils import register_all_modules
 from polarmask.utils.config import load_config
 
@@ -58,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help='which dataloader of the config to use',
     )
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config values'
+        '--cfg-options', nargs='+', action=ConfigOptions, help='override config values'
     )
     args = parser.parse_args(argv)
     if args.max_iter <= args.num_warmup:

@@ -25,10 +25,10 @@ from collections.abc import Sequence
 import mmcv
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from torch import Tensor
 
-from polarmask.engine.cli import report_errors
+from polarmask.engine.cli import ConfigOptions, report_errors
 from polarmask.registry import DATASETS, MODELS
 from polarmask.structures import DetDataSample
 from polarmask.structures.polar import featmap_sizes_for, rays_to_polygons
@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         '--scale', type=float, default=1.0, help='enlarge the drawings (e.g. 3 for small inputs)'
     )
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config values, k=v'
+        '--cfg-options', nargs='+', action=ConfigOptions, help='override config values, k=v'
     )
     args = parser.parse_args(argv)
     if args.scale <= 0:

@@ -18,10 +18,9 @@ import sys
 
 import torch
 from mmengine.analysis import get_model_complexity_info
-from mmengine.config import DictAction
 
 from polarmask.apis import init_detector
-from polarmask.engine.cli import report_errors
+from polarmask.engine.cli import ConfigOptions, report_errors
 from polarmask.utils.config import config_input_shape, load_config
 
 
@@ -35,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="input height and width (one number: square); default: the test pipeline's Resize",
     )
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config values'
+        '--cfg-options', nargs='+', action=ConfigOptions, help='override config values'
     )
     return parser.parse_args(argv)
 

@@ -29,11 +29,10 @@ import sys
 
 import cv2
 import torch
-from mmengine.config import DictAction
 
 from polarmask.apis import init_detector
 from polarmask.deployment import compare_outputs, export_onnx, run_onnxruntime
-from polarmask.engine.cli import report_errors
+from polarmask.engine.cli import ConfigOptions, report_errors
 from polarmask.utils.config import config_input_shape, load_config
 
 
@@ -63,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         '--input-img', help='image for --verify, resized to --shape (default: random pixels)'
     )
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config values'
+        '--cfg-options', nargs='+', action=ConfigOptions, help='override config values'
     )
     return parser.parse_args(argv)
 
