@@ -48,19 +48,24 @@ class DetectionResult:
         """The class name of each detection, (n,)."""
         return [self.classes[label] for label in self.labels.tolist()]
 
-    def select(self, score_thr: float) -> DetectionResult:
-        """The detections whose score is at least ``score_thr``."""
-        keep = self.scores >= score_thr
+    def subset(self, keep: np.ndarray) -> DetectionResult:
+        """The detections at ``keep``: an (n,) bool mask or integer indices, in their order."""
+        keep = np.asarray(keep)
+        indices = np.flatnonzero(keep) if keep.dtype == bool else keep.astype(np.int64)
         return DetectionResult(
-            bboxes=self.bboxes[keep],
-            scores=self.scores[keep],
-            labels=self.labels[keep],
-            polygons=self.polygons[keep],
-            masks=[mask for mask, kept in zip(self.masks, keep.tolist(), strict=True) if kept],
+            bboxes=self.bboxes[indices],
+            scores=self.scores[indices],
+            labels=self.labels[indices],
+            polygons=self.polygons[indices],
+            masks=[self.masks[index] for index in indices.tolist()],
             classes=self.classes,
             ori_shape=self.ori_shape,
             img_path=self.img_path,
         )
+
+    def select(self, score_thr: float) -> DetectionResult:
+        """The detections whose score is at least ``score_thr``."""
+        return self.subset(self.scores >= score_thr)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of plain lists (see the attributes) plus ``class_names``."""

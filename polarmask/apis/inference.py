@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import cv2
+import mmcv
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
@@ -25,7 +26,14 @@ from polarmask.engine.state_dict import check_state_dict, read_state_dict
 from polarmask.registry import MODELS, TRANSFORMS
 from polarmask.structures import pred_instances_to_numpy
 from polarmask.utils import register_all_modules
-from polarmask.utils.config import config_classes, config_name, load_config, test_pipeline_cfg
+from polarmask.utils.config import (
+    config_classes,
+    config_name,
+    embedded_config,
+    is_config_file,
+    load_config,
+    test_pipeline_cfg,
+)
 
 ImageInput = str | os.PathLike | np.ndarray
 """An image file path or an (H, W, 3) uint8 BGR array (as ``cv2.imread`` returns)."""
@@ -72,12 +80,17 @@ def _dataset_meta(meta: dict, cfg: Config, num_classes: int, config: str) -> dic
 
 
 def init_detector(
-    config: str | os.PathLike | Config,
+    config: str | os.PathLike | Config | None = None,
     checkpoint: str | os.PathLike | None = None,
     device: str | torch.device = 'cpu',
     cfg_options: dict | None = None,
 ) -> nn.Module:
     """Build a detector from a config, load its weights and prepare it for inference.
+
+    A checkpoint that carries its config (``meta['cfg']``: every checkpoint of
+    ``tools/train.py``, and files published with ``publish_model.py``) is enough alone:
+    ``init_detector(None, 'model.pth')`` or ``init_detector('model.pth')`` (a file that does not
+    end like a config, ``.py``/``.json``/``.yaml``/``.yml``, is taken for a checkpoint).
 
     The backbone's ``init_cfg`` is removed, so no pretrained weights are downloaded. The
     checkpoint is read with mmengine's ``CheckpointLoader`` (local files through the
@@ -85,7 +98,8 @@ def init_detector(
     exactly (:func:`check_state_dict`).
 
     Args:
-        config: config file or :class:`mmengine.config.Config`.
+        config: config file or :class:`mmengine.config.Config`; None, or the checkpoint's path,
+            for the config embedded in the checkpoint.
         checkpoint: checkpoint file; None keeps the random initialisation.
         device: device of the model, e.g. 'cpu' or 'cuda:0'.
         cfg_options: overrides merged into the config, e.g. ``{'model.test_cfg.score_thr': 0.3}``.
@@ -97,17 +111,32 @@ def init_detector(
 
     Raises:
         FileNotFoundError: the config or checkpoint file does not exist.
-        ValueError: the checkpoint does not fit the config's model.
+        KeyError: no config was given and the checkpoint carries none.
+        ValueError: the checkpoint does not fit the config's model, or two checkpoints were given.
     """
     register_all_modules()
+    if isinstance(config, (str, os.PathLike)) and not is_config_file(config):
+        if checkpoint is not None and os.fspath(checkpoint) != os.fspath(config):
+            raise ValueError(
+                f"init_detector: two checkpoints, '{os.fspath(config)}' in place of the config "
+                f"and '{os.fspath(checkpoint)}': pass a config file and a checkpoint, or one "
+                'checkpoint that carries its config'
+            )
+        config, checkpoint = None, config
+    state_dict, meta = read_state_dict(checkpoint) if checkpoint is not None else (None, {})
+    if config is None:
+        if checkpoint is None:
+            raise ValueError(
+                'init_detector: no config and no checkpoint: pass a config file, a checkpoint '
+                'that carries its config, or both'
+            )
+        config = embedded_config(meta, checkpoint)
     cfg = load_config(config, cfg_options)
     name = config_name(config)
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None
     model = MODELS.build(cfg.model)
-    meta: dict = {}
-    if checkpoint is not None:
-        state_dict, meta = read_state_dict(checkpoint)
+    if state_dict is not None:
         check_state_dict(model, state_dict, os.fspath(checkpoint), name)
         model.load_state_dict(state_dict, strict=True)
     model.cfg = cfg
@@ -156,10 +185,8 @@ def _check_array(img: np.ndarray, index: int) -> np.ndarray:
     return img
 
 
-def _prepare(img: ImageInput, index: int, pipelines: tuple[Compose, Compose]) -> dict:
-    from_files, from_arrays = pipelines
-    if isinstance(img, np.ndarray):
-        return from_arrays(dict(img=_check_array(img, index), img_id=index))
+def _image_path(img: ImageInput, index: int) -> str:
+    """The path of an image given as a path, checked to exist."""
     if not isinstance(img, (str, os.PathLike)):
         raise TypeError(
             f'inference_detector: image {index} is a {type(img).__name__}; pass a file path or '
@@ -171,13 +198,44 @@ def _prepare(img: ImageInput, index: int, pipelines: tuple[Compose, Compose]) ->
             f"inference_detector: image '{path}' does not exist: check the path (relative to "
             f"'{os.getcwd()}')"
         )
+    return path
+
+
+def _not_an_image(path: str) -> ValueError:
+    return ValueError(
+        f"inference_detector: '{path}' ({os.path.getsize(path)} bytes) is not an image "
+        'OpenCV can decode: pass a JPEG, PNG, BMP, TIFF or WebP file'
+    )
+
+
+def read_image(img: ImageInput) -> np.ndarray:
+    """The (H, W, 3) uint8 BGR pixels of an image file, or the array itself after its checks.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: the file is not an image, or the array is not (H, W, 3) uint8.
+    """
+    if isinstance(img, np.ndarray):
+        return _check_array(img, 0)
+    path = _image_path(img, 0)
+    try:
+        pixels = mmcv.imread(path)
+    except (OSError, cv2.error) as error:
+        raise _not_an_image(path) from error
+    if pixels is None:
+        raise _not_an_image(path)
+    return pixels
+
+
+def _prepare(img: ImageInput, index: int, pipelines: tuple[Compose, Compose]) -> dict:
+    from_files, from_arrays = pipelines
+    if isinstance(img, np.ndarray):
+        return from_arrays(dict(img=_check_array(img, index), img_id=index))
+    path = _image_path(img, index)
     try:
         return from_files(dict(img_path=path, img_id=index))
     except (OSError, cv2.error) as error:
-        raise ValueError(
-            f"inference_detector: '{path}' ({os.path.getsize(path)} bytes) is not an image "
-            'OpenCV can decode: pass a JPEG, PNG, BMP, TIFF or WebP file'
-        ) from error
+        raise _not_an_image(path) from error
 
 
 def _to_result(data_sample: Any, classes: tuple[str, ...], img_path: str | None) -> DetectionResult:
@@ -229,5 +287,3 @@ def inference_detector(
         for sample, img in zip(data_samples, items, strict=True)
     ]
     return results[0] if single else results
-
-

@@ -155,6 +155,44 @@ def unread_key_warnings(cfg: Config) -> list[str]:
     return warnings
 
 
+CONFIG_SUFFIXES = ('.py', '.json', '.yaml', '.yml')
+"""File name endings of configs; any other file given in place of a config is a checkpoint."""
+
+
+def is_config_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a config (by its ending) rather than a checkpoint."""
+    return os.fspath(path).lower().endswith(CONFIG_SUFFIXES)
+
+
+def embedded_config(meta: dict, checkpoint: str | os.PathLike) -> Config:
+    """The config a checkpoint carries in ``meta['cfg']``.
+
+    ``tools/train.py`` stores it there (the whole config as text, ``Config.pretty_text``, with
+    the command line's overrides), and ``tools/model_converters/publish_model.py`` keeps it or
+    embeds one with ``--config``.
+
+    Args:
+        meta: the checkpoint's ``meta``.
+        checkpoint: the checkpoint's path, for messages and as the config's ``filename``.
+
+    Returns:
+        Config: the config, with ``filename`` ``'<checkpoint> (embedded config)'``.
+
+    Raises:
+        KeyError: the checkpoint carries no config.
+    """
+    path = os.fspath(checkpoint)
+    text = meta.get('cfg')
+    if not isinstance(text, str) or not text.strip():
+        raise KeyError(
+            f"checkpoint '{path}' carries no config (meta['cfg']): pass its config file as well, "
+            f'or embed it with python tools/model_converters/publish_model.py {path} OUT.pth '
+            '--config CONFIG'
+        )
+    parsed = Config.fromstring(text, file_format='.py')
+    return Config(parsed.to_dict(), cfg_text=text, filename=f'{path} (embedded config)')
+
+
 def config_classes(cfg: Config) -> tuple[str, ...] | None:
     """Class names of the config's test / val / train dataset, without loading its data."""
     for loader in ('test_dataloader', 'val_dataloader', 'train_dataloader'):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -28,16 +27,6 @@ from tests.test_apis.demo_model import (
 
 def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_demo_checkpoint(tmp_path_factory.mktemp('checkpoint') / 'demo.pth')
-
-
-@pytest.fixture(scope='module')
-def model(checkpoint: Path) -> torch.nn.Module:
-    return init_detector(CONFIG, str(checkpoint))
 
 
 def test_init_detector_loads_weights_classes_and_eval_mode(model, checkpoint):

@@ -8,11 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.logging import MessageHub
 
+from polarmask.apis import PolarMaskInferencer, inference_detector, init_detector
 from polarmask.engine.checkpoint import make_checkpoint_plain
+from tests.test_apis.demo_model import CONFIG as DEMO_CONFIG
+from tests.test_apis.demo_model import write_demo_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / 'tools' / 'model_converters' / 'publish_model.py'
@@ -120,3 +125,39 @@ def test_missing_input_is_one_clear_error(tmp_path, capsys):
     error = capsys.readouterr().err
     assert 'nope.pth' in error and 'does not exist' in error
     assert not list(tmp_path.iterdir())
+
+
+def test_config_embedded_with_config_makes_the_published_file_enough(tmp_path):
+    checkpoint = write_demo_checkpoint(tmp_path / 'converted.pth')  # weights without a config
+    final, _, _ = publish_model.process_checkpoint(
+        str(checkpoint), str(tmp_path / 'pub' / 'demo.pth'), config=DEMO_CONFIG
+    )
+    published = torch.load(final, weights_only=True)
+    assert Config.fromstring(published['meta']['cfg'], '.py').model.bbox_head.num_classes == 6
+    img = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    expected = inference_detector(init_detector(DEMO_CONFIG, checkpoint), img)
+    alone = PolarMaskInferencer(final, show_progress=False)(img)['predictions'][0]
+    np.testing.assert_array_equal(alone.bboxes, expected.bboxes)
+    assert alone.masks == expected.masks and alone.classes == expected.classes
+
+
+def test_a_config_the_weights_do_not_fit_is_refused(tmp_path):
+    checkpoint = write_demo_checkpoint(tmp_path / 'converted.pth')
+    other = tmp_path / 'three_classes.py'
+    other.write_text(
+        f"_base_ = '{ROOT / DEMO_CONFIG}'\nmodel = dict(bbox_head=dict(num_classes=3))\n"
+    )
+    with pytest.raises(ValueError, match=r'trained for 6 classes .* builds a head for 3'):
+        publish_model.process_checkpoint(
+            str(checkpoint), str(tmp_path / 'pub' / 'x.pth'), config=str(other)
+        )
+    assert not (tmp_path / 'pub').exists()
+
+
+def test_publishing_without_a_config_says_so(tmp_path, monkeypatch):
+    logged = []
+    monkeypatch.setattr(publish_model, 'print_log', lambda message, **kw: logged.append(message))
+    checkpoint = write_demo_checkpoint(tmp_path / 'converted.pth')
+    publish_model.process_checkpoint(str(checkpoint), str(tmp_path / 'x.pth'))
+    assert len(logged) == 1 and "carries no config (meta['cfg'])" in logged[0]
+    assert '--config CONFIG' in logged[0]
