@@ -6,11 +6,23 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from polarmask.models.layers import DeformConv2d, ModulatedDeformConv2dPack
 from polarmask.registry import MODELS
 from polarmask.utils import register_all_modules
+from tests.tiny_model import shrink_model_cfg, tiny_batch
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / 'configs'
 LEAF_CONFIGS = sorted(p for p in (CONFIG_ROOT / 'polarmask').rglob('*.py'))
+# The original's deformable-convolution configs and the non-DCN config each one extends.
+DCN_CONFIGS = {
+    '32gpu/polar_768_1x_r50_dcn2.py': '32gpu/polar_768_1x_r50.py',
+    '32gpu/polar_768_1x_r101_dcn2.py': '32gpu/polar_768_1x_r101.py',
+    '32gpu/polar_768_1x_x101_dcn2.py': '32gpu/polar_768_1x_x101.py',
+    '32gpu/polar_640_800_2x_r50_dcn2.py': '32gpu/polar_640_800_2x_r50.py',
+    '32gpu/polar_640_800_2x_r101_dcn2.py': '32gpu/polar_640_800_2x_r101.py',
+    '32gpu/polar_640_800_2x_x101_dcn2.py': '32gpu/polar_640_800_2x_x101.py',
+    '32gpu/polar_640_800_6x_r101_dcn2.py': '32gpu/polar_640_800_2x_r101_dcn2.py',
+}
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -24,6 +36,7 @@ def test_every_seed_config_exists():
         for backbone in ('r50', 'r101', 'x101'):
             assert f'{gpus}/polar_768_1x_{backbone}.py' in names
     assert 'demo/polar_shapes_r18.py' in names
+    assert set(DCN_CONFIGS) <= names
 
 
 @pytest.mark.parametrize('path', LEAF_CONFIGS, ids=lambda p: p.relative_to(CONFIG_ROOT).as_posix())
@@ -51,6 +64,10 @@ def test_config_builds_model(path):
         ('32gpu/polar_768_1x_r50.py', 0.08, 2000, [10, 13], 14, 4),
         ('32gpu/polar_768_1x_x101.py', 0.04, 2000, [10, 13], 14, 2),
         ('32gpu/polar_640_800_2x_r50.py', 0.02, 2000, [18, 24], 26, 1),
+        ('32gpu/polar_768_1x_r50_dcn2.py', 0.08, 2000, [10, 13], 14, 4),
+        ('32gpu/polar_768_1x_x101_dcn2.py', 0.04, 2000, [10, 13], 14, 2),
+        ('32gpu/polar_640_800_2x_r101_dcn2.py', 0.02, 2000, [18, 24], 26, 1),
+        ('32gpu/polar_640_800_6x_r101_dcn2.py', 0.02, 2000, [50, 68], 74, 1),
     ],
 )
 def test_seed_schedules(path, lr, warmup, milestones, epochs, images_per_gpu):
@@ -58,9 +75,10 @@ def test_seed_schedules(path, lr, warmup, milestones, epochs, images_per_gpu):
     optimizer = cfg.optim_wrapper.optimizer
     assert (optimizer.type, optimizer.momentum, optimizer.weight_decay) == ('SGD', 0.9, 1e-4)
     assert optimizer.lr == pytest.approx(lr)
-    assert cfg.optim_wrapper.paramwise_cfg == dict(
-        bias_lr_mult=2.0, bias_decay_mult=0.0, norm_decay_mult=1.0
-    )
+    paramwise_cfg = dict(cfg.optim_wrapper.paramwise_cfg)
+    # DCN configs add the head's GroupNorm biases as custom keys (tests/test_param_groups.py).
+    assert bool(paramwise_cfg.pop('custom_keys', None)) == ('dcn2' in path)
+    assert paramwise_cfg == dict(bias_lr_mult=2.0, bias_decay_mult=0.0, norm_decay_mult=1.0)
     assert cfg.optim_wrapper.clip_grad == dict(max_norm=35, norm_type=2)
     warmup_cfg, steps_cfg = cfg.param_scheduler
     assert warmup_cfg.type == 'LinearLR' and warmup_cfg.by_epoch is False
@@ -124,3 +142,57 @@ def test_x101_configs(path, pad):
     preprocessor = model.data_preprocessor
     assert preprocessor.mean == [123.675, 116.28, 103.53] and preprocessor.bgr_to_rgb is True
     assert preprocessor.pad_size_divisor == pad
+
+
+def _without(cfg: Config, *keys: str) -> dict:
+    """The config as plain dicts without the given dotted keys (where it has them)."""
+    plain = cfg.to_dict()
+    for key in keys:
+        *parents, last = key.split('.')
+        node = plain
+        for parent in parents:
+            node = node.get(parent, {})
+        node.pop(last, None)
+    return plain
+
+
+@pytest.mark.parametrize(('path', 'base'), DCN_CONFIGS.items())
+def test_dcn_configs_change_only_what_the_original_changes(path, base):
+    """Each DCN config equals the config it extends but for the original's DCN settings."""
+    cfg = Config.fromfile(str(CONFIG_ROOT / 'polarmask' / path))
+    base_cfg = Config.fromfile(str(CONFIG_ROOT / 'polarmask' / base))
+    backbone = cfg.model.backbone
+    assert backbone.stage_with_dcn == (False, True, True, True)
+    assert cfg.model.bbox_head.use_dcn is True
+    expected_dcn = dict(modulated='6x' in path, deformable_groups=1, fallback_on_stride=False) | (
+        dict(groups=64) if 'x101' in path else {}
+    )
+    assert backbone.dcn == expected_dcn
+    assert backbone.type == ('ResNeXt' if 'x101' in path else 'ResNet')
+    changed = ['model.backbone.dcn', 'model.backbone.stage_with_dcn', 'model.bbox_head.use_dcn']
+    changed += ['optim_wrapper.paramwise_cfg.custom_keys', 'dcn_model', 'dcn_optim_wrapper']
+    if path.endswith('2x_r101_dcn2.py'):
+        assert (cfg.train_dataloader.num_workers, base_cfg.train_dataloader.num_workers) == (4, 5)
+        changed.append('train_dataloader.num_workers')
+    if '6x' in path:
+        assert (cfg.train_cfg.max_epochs, cfg.param_scheduler[1].milestones) == (74, [50, 68])
+        changed = ['model.backbone.dcn.modulated', 'train_cfg.max_epochs', 'max_epochs']
+        changed.append('param_scheduler')
+    assert _without(cfg, *changed) == _without(base_cfg, *changed)
+
+
+@pytest.mark.parametrize('path', DCN_CONFIGS)
+def test_dcn_config_model_shrunk_runs_forward_and_loss_on_cpu(path):
+    cfg = Config.fromfile(str(CONFIG_ROOT / 'polarmask' / path))
+    torch.manual_seed(0)
+    model = MODELS.build(shrink_model_cfg(cfg.model.to_dict()))
+    model.init_weights()
+    block = model.backbone.layer3[0]
+    assert isinstance(block.conv2, DeformConv2d) and block.modulated == ('6x' in path)
+    assert block.conv2.groups == (2 if 'x101' in path else 1)
+    assert block.conv2_offset.out_channels == (27 if '6x' in path else 18)
+    assert isinstance(model.bbox_head.cls_convs[0], ModulatedDeformConv2dPack)
+    data = model.data_preprocessor(tiny_batch(), training=True)
+    losses = model(**data, mode='loss')
+    assert all(torch.isfinite(value) and value > 0 for value in losses.values())
+    model.parse_losses(losses)[0].backward()

@@ -1,26 +1,31 @@
 """PolarMask detector: training and inference on CPU, the R-50 config, original checkpoints."""
 
 import copy
+from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from mmengine.structures import InstanceData
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
 
 from polarmask.models.detectors import PolarMask, convert_original_state_dict
 from polarmask.registry import MODELS
-from polarmask.structures import DetDataSample
-from polarmask.structures.polar import mask_contour
-from tests.tiny_model import r50_model_cfg, tiny_model_cfg
+from polarmask.utils import register_all_modules
+from tests.tiny_model import r50_model_cfg, shrink_model_cfg, tiny_batch, tiny_model_cfg
 
 R50_MODEL = r50_model_cfg()
 TINY_MODEL = tiny_model_cfg()
+DCN_R50_CONFIG = Config.fromfile(
+    str(Path(__file__).resolve().parents[3] / 'configs/polarmask/32gpu/polar_768_1x_r50_dcn2.py')
+)
 
 
-def original_r50_state_dict() -> dict[str, tuple[int, ...]]:
-    """Every key of the original R-50 PolarMask model with its shape.
+def original_r50_state_dict(dcn: bool = False) -> dict[str, tuple[int, ...]]:
+    """Every key of the original R-50 PolarMask model with its shape; with ``dcn`` of its
+    ``polar_768_1x_r50_dcn2`` model.
 
-    As listed in ``docs/original_polarmask.md#model``.
+    As listed in ``docs/original_polarmask.md#model`` and
+    ``docs/original_polarmask.md#deformable-convolutions``.
     """
     keys = {}
 
@@ -39,6 +44,9 @@ def original_r50_state_dict() -> dict[str, tuple[int, ...]]:
             keys[f'{prefix}.conv1.weight'] = (planes, in_channels, 1, 1)
             bn(f'{prefix}.bn1', planes)
             keys[f'{prefix}.conv2.weight'] = (planes, planes, 3, 3)
+            if dcn and stage > 1:
+                keys[f'{prefix}.conv2_offset.weight'] = (18, planes, 3, 3)
+                keys[f'{prefix}.conv2_offset.bias'] = (18,)
             bn(f'{prefix}.bn2', planes)
             keys[f'{prefix}.conv3.weight'] = (planes * 4, planes, 1, 1)
             bn(f'{prefix}.bn3', planes * 4)
@@ -54,9 +62,16 @@ def original_r50_state_dict() -> dict[str, tuple[int, ...]]:
         keys[f'neck.fpn_convs.{index}.conv.bias'] = (256,)
     for tower in ('cls_convs', 'reg_convs', 'mask_convs'):
         for index in range(4):
-            keys[f'bbox_head.{tower}.{index}.conv.weight'] = (256, 256, 3, 3)
-            keys[f'bbox_head.{tower}.{index}.gn.weight'] = (256,)
-            keys[f'bbox_head.{tower}.{index}.gn.bias'] = (256,)
+            if dcn:  # [conv, GN, ReLU] x 4, the conv with bias and its offset + mask conv
+                conv, norm = f'bbox_head.{tower}.{3 * index}', f'bbox_head.{tower}.{3 * index + 1}'
+                keys[f'{conv}.bias'] = (256,)
+                keys[f'{conv}.conv_offset_mask.weight'] = (27, 256, 3, 3)
+                keys[f'{conv}.conv_offset_mask.bias'] = (27,)
+            else:
+                conv, norm = f'bbox_head.{tower}.{index}.conv', f'bbox_head.{tower}.{index}.gn'
+            keys[f'{conv}.weight'] = (256, 256, 3, 3)
+            keys[f'{norm}.weight'] = (256,)
+            keys[f'{norm}.bias'] = (256,)
     for name, channels in (('cls', 80), ('reg', 4), ('mask', 36), ('centerness', 1)):
         keys[f'bbox_head.polar_{name}.weight'] = (channels, 256, 3, 3)
         keys[f'bbox_head.polar_{name}.bias'] = (channels,)
@@ -78,46 +93,6 @@ def _fake_state(shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
     return state
 
 
-def _data(num_imgs=2, with_gt=(True, False)):
-    """Raw batch as the pipeline packs it: uint8 BGR images and data samples."""
-    generator = torch.Generator().manual_seed(0)
-    shapes = [(96, 128), (80, 100)]
-    inputs, samples = [], []
-    for index in range(num_imgs):
-        height, width = shapes[index]
-        inputs.append(
-            torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=generator)
-        )
-        sample = DetDataSample(
-            metainfo=dict(
-                img_id=index,
-                img_path=f'img_{index}.jpg',
-                ori_shape=(height * 2, width),
-                img_shape=(height, width),
-                scale_factor=(1.0, 0.5),
-                pad_shape=(height, width),
-            )
-        )
-        contours, centers, boxes = [], [], []
-        if with_gt[index]:
-            mask = np.zeros((height, width), np.uint8)
-            mask[20:60, 30:90] = 1
-            contour, center = mask_contour(mask)
-            contours, centers, boxes = (
-                [torch.from_numpy(contour)],
-                [torch.from_numpy(center)],
-                [[30.0, 20.0, 89.0, 59.0]],
-            )
-        sample.gt_instances = InstanceData(
-            bboxes=torch.tensor(boxes).reshape(-1, 4),
-            labels=torch.tensor([1] * len(boxes), dtype=torch.long),
-            contours=contours,
-            centers=torch.stack(centers) if centers else torch.zeros(0, 2),
-        )
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
-
-
 def _tiny_model() -> PolarMask:
     torch.manual_seed(0)
     model = MODELS.build(copy.deepcopy(TINY_MODEL))
@@ -125,10 +100,15 @@ def _tiny_model() -> PolarMask:
     return model
 
 
-def test_r50_config_builds_on_cpu_with_original_parameter_names():
-    model = MODELS.build(copy.deepcopy(R50_MODEL))
+@pytest.mark.parametrize(
+    ('model_cfg', 'dcn'),
+    [(R50_MODEL, False), (DCN_R50_CONFIG.model.to_dict(), True)],
+    ids=['r50', 'r50_dcn2'],
+)
+def test_r50_config_builds_on_cpu_with_original_parameter_names(model_cfg, dcn):
+    model = MODELS.build(copy.deepcopy(model_cfg))
     assert isinstance(model, PolarMask)
-    expected = original_r50_state_dict()
+    expected = original_r50_state_dict(dcn)
     ours = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     assert ours == expected
     assert model.bbox_head.target_generator.num_rays == 36
@@ -136,10 +116,15 @@ def test_r50_config_builds_on_cpu_with_original_parameter_names():
     assert model.backbone.layer2[0].conv1.stride == (2, 2)
 
 
+@pytest.mark.parametrize(
+    ('model_cfg', 'dcn'),
+    [(R50_MODEL, False), (DCN_R50_CONFIG.model.to_dict(), True)],
+    ids=['r50', 'r50_dcn2'],
+)
 @torch.no_grad()
-def test_original_format_state_dict_loads_and_runs():
-    model = MODELS.build(copy.deepcopy(R50_MODEL)).eval()
-    state = _fake_state(original_r50_state_dict())
+def test_original_format_state_dict_loads_and_runs(model_cfg, dcn):
+    model = MODELS.build(copy.deepcopy(model_cfg)).eval()
+    state = _fake_state(original_r50_state_dict(dcn))
     result = model.load_state_dict(state, strict=True)
     assert result.missing_keys == [] and result.unexpected_keys == []
 
@@ -157,7 +142,7 @@ def test_original_format_state_dict_loads_and_runs():
 
 def test_training_step_on_cpu():
     model = _tiny_model().train()
-    data = model.data_preprocessor(_data(), training=True)
+    data = model.data_preprocessor(tiny_batch(), training=True)
     assert data['inputs'].shape == (2, 3, 96, 128)
     losses = model(**data, mode='loss')
     assert set(losses) == {'loss_cls', 'loss_bbox', 'loss_mask', 'loss_centerness'}
@@ -170,9 +155,40 @@ def test_training_step_on_cpu():
     assert model.backbone.layer2[0].conv1.weight.grad is not None
 
 
+def test_dcn_training_step_on_cpu():
+    """One SGD step of the DCN R-50 config's model, shrunk, with the config's optimizer."""
+    cfg = shrink_model_cfg(DCN_R50_CONFIG.model.to_dict())
+    # From scratch with frozen BN, zeroed residual norms would stop every gradient in the blocks.
+    cfg['backbone']['zero_init_residual'] = False
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    model.train()
+    register_all_modules()  # the config's optimizer constructor is polarmask's
+    optim_wrapper = build_optim_wrapper(model, DCN_R50_CONFIG.optim_wrapper)
+    before = {name: param.detach().clone() for name, param in model.named_parameters()}
+    data = model.data_preprocessor(tiny_batch(), training=True)
+    losses = model(**data, mode='loss')
+    assert all(torch.isfinite(v) and v > 0 for v in losses.values())
+    optim_wrapper.update_params(model.parse_losses(losses)[0])
+    params = dict(model.named_parameters())
+    for name in (
+        'backbone.layer2.0.conv2.weight',
+        'backbone.layer4.2.conv2_offset.weight',
+        'bbox_head.cls_convs.0.conv_offset_mask.weight',
+        'bbox_head.mask_convs.3.weight',
+        'bbox_head.reg_convs.1.bias',
+    ):
+        assert torch.isfinite(params[name]).all(), name
+        assert not torch.equal(params[name], before[name]), name
+    assert torch.equal(
+        params['backbone.layer1.0.conv2.weight'], before['backbone.layer1.0.conv2.weight']
+    )
+
+
 def test_images_without_instances_train():
     model = _tiny_model().train()
-    data = model.data_preprocessor(_data(with_gt=(False, False)), training=True)
+    data = model.data_preprocessor(tiny_batch(with_gt=(False, False)), training=True)
     losses = model(**data, mode='loss')
     assert losses['loss_cls'] > 0 and losses['loss_mask'] == 0
     model.parse_losses(losses)[0].backward()
@@ -182,7 +198,7 @@ def test_images_without_instances_train():
 def test_batch_predict_rescale_true_and_false():
     model = _tiny_model().eval()
     model.bbox_head.polar_cls.bias.fill_(0.0)  # detections everywhere
-    data = model.data_preprocessor(_data(), training=False)
+    data = model.data_preprocessor(tiny_batch(), training=False)
     raw = model(**copy.deepcopy(data), mode='tensor')
     assert len(raw) == 4 and raw[0][0].shape == (2, 3, 12, 16)
 

@@ -1,0 +1,5 @@
+_base_ = ['./polar_640_800_2x_r101.py', '../../_base_/models/polarmask_dcn.py']
+
+model = _base_.dcn_model
+optim_wrapper = _base_.dcn_optim_wrapper
+train_dataloader = dict(num_workers=4)
