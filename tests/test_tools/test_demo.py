@@ -185,19 +185,25 @@ def test_video_demo_mmdetection_form_with_show(tmp_path, checkpoint, monkeypatch
 
 
 class FakeCamera:
-    """cv2.VideoCapture of a camera that gives three frames."""
+    """cv2.VideoCapture of a camera that gives ``num_frames`` frames (three by default)."""
 
     opened: list = []
+    num_frames = 3
 
     def __init__(self, source) -> None:
         FakeCamera.opened.append(source)
-        self.frames = [random_image(48, 64, seed) for seed in range(3)]
+        self.frames = [random_image(48, 64, seed) for seed in range(self.num_frames)]
+        self.properties: dict[int, float] = {}
 
     def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
         return True
 
     def get(self, prop: int) -> float:
         return 0.0  # cameras often report no frame rate
+
+    def set(self, prop: int, value: float) -> bool:
+        self.properties[prop] = value
+        return True
 
     def read(self) -> tuple[bool, np.ndarray | None]:
         return (True, self.frames.pop(0)) if self.frames else (False, None)
@@ -216,3 +222,29 @@ def test_video_demo_reads_a_camera_index(tmp_path, checkpoint, monkeypatch, caps
     frames, fps = read_video(out)
     assert len(frames) == 3 and fps == pytest.approx(video_demo.DEFAULT_FPS)
     assert '3 frames in' in capsys.readouterr().out
+
+
+def test_webcam_demo_shows_the_newest_frames_until_max_frames(checkpoint, monkeypatch, capsys):
+    cameras, shown, waits = [], [], []
+
+    class Webcam(FakeCamera):
+        num_frames = 10
+
+        def __init__(self, source) -> None:
+            super().__init__(source)
+            cameras.append(self)
+
+    monkeypatch.setattr(video_demo.cv2, 'VideoCapture', Webcam)
+    monkeypatch.setenv('DISPLAY', ':0')
+    monkeypatch.setattr(display, '_opencv_gui', lambda: 'QT5')
+    monkeypatch.setattr(video_demo.cv2, 'imshow', lambda name, frame: shown.append(frame))
+    monkeypatch.setattr(video_demo.cv2, 'waitKey', lambda ms: waits.append(ms) or -1)
+    monkeypatch.setattr(video_demo.cv2, 'destroyAllWindows', lambda: None)
+    video_demo.main(['0', str(REPO / CONFIG), checkpoint, '--show', '--max-frames', '4'])
+    assert len(shown) == 4 and len(cameras[0].frames) == 6  # stopped reading after 4 frames
+    assert waits == [1] * 4  # a camera paces the loop: 1 ms for a key, not a frame interval
+    assert cameras[0].properties == {cv2.CAP_PROP_BUFFERSIZE: 1}  # the newest frame each time
+    assert '4 frames in' in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        video_demo.main(['0', str(REPO / CONFIG), checkpoint, '--show', '--max-frames', '0'])
+    assert '--max-frames must be >= 1' in capsys.readouterr().err
