@@ -22,7 +22,9 @@ from polarmask.utils import register_all_modules
 CONFIG_BASE = Path(__file__).resolve().parents[2] / 'configs' / '_base_'
 
 
-class _ToyModel(BaseModel):
+class ToyModel(BaseModel):
+    """One linear layer; ``loss`` mode sums its output (batches of ``dict(inputs=...)``)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.linear = torch.nn.Linear(1, 1)
@@ -34,7 +36,7 @@ class _ToyModel(BaseModel):
 def _runner(work_dir: Path, default_hooks: dict, custom_hooks: list, train_cfg: dict):
     register_all_modules()
     return PolarRunner(
-        model=_ToyModel(),
+        model=ToyModel(),
         work_dir=str(work_dir),
         experiment_name=f'test_runner_{uuid.uuid4().hex}',
         train_dataloader=DataLoader(torch.zeros(2, 1), batch_size=1),

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.model import BaseModel
 from torch.utils.data import DataLoader
 
 from polarmask.engine import PolarRunner
 from polarmask.engine.hooks import checkpoint_hooks
 from polarmask.registry import MODELS
 from polarmask.utils import register_all_modules
+from tests.test_engine.test_runner import ToyModel
 from tests.tiny_model import tiny_model_cfg
 
 
@@ -31,15 +31,6 @@ class _Data(list):
     def __init__(self, classes: tuple[str, ...] = (), length: int = 3) -> None:
         super().__init__([dict(inputs=torch.ones(1))] * length)
         self.metainfo = dict(classes=classes)
-
-
-class _ToyModel(BaseModel):
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = torch.nn.Linear(1, 1)
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        return {'loss': self.linear(inputs).sum()} if mode == 'loss' else self.linear(inputs)
 
 
 def _runner(work_dir: Path, model, **kwargs) -> PolarRunner:
@@ -154,7 +145,7 @@ def _toy(work_dir: Path, max_keep_ckpts: int = 1, **kwargs) -> PolarRunner:
     """A runner of the toy model: 1 epoch of 3 iterations with a checkpoint after each."""
     return _runner(
         work_dir,
-        _ToyModel(),
+        ToyModel(),
         train_dataloader=DataLoader(_Data(), batch_size=1),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         train_cfg=dict(type='ResumableEpochBasedTrainLoop', max_epochs=1),
@@ -194,7 +185,7 @@ def test_last_checkpoint_is_relative_and_a_moved_work_dir_resumes_from_its_own(t
 
 
 def test_resume_without_a_checkpoint_says_so(tmp_path, monkeypatch):
-    runner = _runner(tmp_path / 'empty', _ToyModel(), resume=True)
+    runner = _runner(tmp_path / 'empty', ToyModel(), resume=True)
     warnings: list[str] = []
     monkeypatch.setattr(runner.logger, 'warning', warnings.append)
     runner.load_or_resume()
@@ -203,7 +194,7 @@ def test_resume_without_a_checkpoint_says_so(tmp_path, monkeypatch):
 
     (tmp_path / 'gone').mkdir()
     (tmp_path / 'gone' / 'last_checkpoint').write_text('iter_9.pth')
-    runner = _runner(tmp_path / 'gone', _ToyModel(), resume=True)
+    runner = _runner(tmp_path / 'gone', ToyModel(), resume=True)
     with pytest.raises(FileNotFoundError, match=r"last_checkpoint' names the checkpoint 'iter_9"):
         runner.load_or_resume()
 
