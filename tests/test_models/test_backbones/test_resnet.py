@@ -11,7 +11,8 @@ from polarmask.models.backbones import ResNet, ResNeXt
 from polarmask.models.backbones import pretrained as pretrained_module
 
 
-def _randomise_norms(model: nn.Module) -> None:
+def randomise_norms(model: nn.Module) -> None:
+    """Seeded random statistics and affine parameters for every BatchNorm (not identities)."""
     generator = torch.Generator().manual_seed(1)
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
@@ -44,7 +45,7 @@ def _torchvision_stages(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]
 def test_matches_torchvision(ours, reference):
     torch.manual_seed(0)
     reference_model = reference().eval()
-    _randomise_norms(reference_model)
+    randomise_norms(reference_model)
     model = ours().eval()
     result = model.load_state_dict(reference_model.state_dict(), strict=False)
     assert result.missing_keys == []

@@ -8,6 +8,7 @@ from torch import nn
 
 from polarmask.models.backbones import ResNet, ResNeXt
 from polarmask.models.layers import DeformConv2d
+from tests.test_models.test_backbones.test_resnet import randomise_norms
 
 DCN = dict(modulated=False, deformable_groups=1, fallback_on_stride=False)
 STAGES = (False, True, True, True)
@@ -19,17 +20,6 @@ def _resnet(depth=50, dcn=None, cls=ResNet, **kwargs):
     model = cls(depth=depth, base_channels=8, dcn=dcn, stage_with_dcn=stages, **kwargs)
     model.init_weights()
     return model
-
-
-def _randomise_norms(model: nn.Module) -> None:
-    generator = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            size = module.num_features
-            module.running_mean.copy_(torch.rand(size, generator=generator) * 0.2 - 0.1)
-            module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(size, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.rand(size, generator=generator) * 0.2 - 0.1)
 
 
 def _offset_keys(model: nn.Module) -> list[str]:
@@ -80,7 +70,7 @@ def test_zero_offsets_give_the_plain_network(cls, kwargs):
     """From scratch conv2_offset is zero, so DCNv1 equals the plain model with the same weights;
     DCNv2 samples with mask sigmoid(0) = 0.5, i.e. the plain model with conv2 halved."""
     plain = _resnet(cls=cls, **kwargs).eval()
-    _randomise_norms(plain)
+    randomise_norms(plain)
     x = torch.randn(2, 3, 64, 80)
     expected = plain(x)
     for modulated in (False, True):
