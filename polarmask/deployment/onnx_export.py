@@ -34,6 +34,7 @@ import torch.nn.functional as F  # noqa: N812
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from polarmask.models.layers import DeformConv2d
 from polarmask.structures.polar import featmap_sizes_for
 
 INPUT_NAME = 'inputs'
@@ -114,6 +115,15 @@ def export_onnx(
     """
     import onnx
 
+    deformable = [
+        name for name, module in model.named_modules() if isinstance(module, DeformConv2d)
+    ]
+    if deformable:
+        raise ValueError(
+            f'export_onnx: the model has {len(deformable)} deformable convolutions (e.g. '
+            f"'{deformable[0]}') and torch's ONNX exporter has no form of "
+            'torchvision::deform_conv2d; export a config without dcn / use_dcn'
+        )
     wrapper = PolarMaskONNXWrapper(model).eval()
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(0)

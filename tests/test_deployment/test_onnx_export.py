@@ -18,8 +18,10 @@ from polarmask.deployment import (
     postprocess_outputs,
     run_onnxruntime,
 )
+from polarmask.registry import MODELS
 from polarmask.structures import DetDataSample
 from polarmask.structures.polar import featmap_sizes_for
+from tests.tiny_model import tiny_model_cfg
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = str(ROOT / 'configs/polarmask/demo/polar_shapes_r18.py')
@@ -161,3 +163,12 @@ def test_checkpoint_of_another_model_is_init_detectors_error(tmp_path, capsys, n
     assert f'ValueError: checkpoint {str(checkpoint)!r}' in error
     assert all(part in error for part in expected), error
     assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_deformable_convolutions_are_refused_naming_the_layer(tmp_path):
+    cfg = tiny_model_cfg()
+    cfg['bbox_head']['use_dcn'] = True
+    model = MODELS.build(cfg).eval()
+    with pytest.raises(ValueError, match=r"deformable convolutions \(e.g. 'bbox_head.cls_convs.0'"):
+        export_onnx(model, str(tmp_path / 'dcn.onnx'), (64, 64))
+    assert not (tmp_path / 'dcn.onnx').exists()
