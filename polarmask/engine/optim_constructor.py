@@ -53,4 +53,11 @@ class GroupedOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         """Add ``module``'s parameters as mmengine does; the outermost call merges the groups."""
         super().add_params(params, module, prefix=prefix, is_dcn_module=is_dcn_module)
         if not prefix:
-            params[:] = merge_param_groups(params)
+            # A group that states the optimizer's own lr or decay has the options of one that
+            # leaves them out (mmengine states them for norm layers, e.g. norm_decay_mult=1).
+            defaults = {
+                key: value
+                for key, value in (('lr', self.base_lr), ('weight_decay', self.base_wd))
+                if value is not None
+            }
+            params[:] = merge_param_groups([{**defaults, **group} for group in params])

@@ -106,3 +106,16 @@ def test_configs_build_the_grouped_constructor():
     wrapper = build_optim_wrapper(small_model(), demo.optim_wrapper)
     decays = sorted(group['weight_decay'] for group in wrapper.optimizer.param_groups)
     assert decays == [0.0, 0.05]
+
+
+def test_groups_stating_the_optimizers_own_options_merge_with_those_that_do_not():
+    # norm_decay_mult=1 makes mmengine state weight_decay=base_wd for norm layers only.
+    optimizer_cfg = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4)
+    paramwise_cfg = dict(bias_lr_mult=2.0, bias_decay_mult=0.0, norm_decay_mult=1.0)
+    model = small_model()
+    grouped = GroupedOptimWrapperConstructor(dict(optimizer=optimizer_cfg), paramwise_cfg)(model)
+    default = DefaultOptimWrapperConstructor(
+        dict(optimizer=optimizer_cfg), copy.deepcopy(paramwise_cfg)
+    )(model)
+    assert options_by_parameter(grouped.optimizer) == options_by_parameter(default.optimizer)
+    assert len(grouped.optimizer.param_groups) == 2  # weights and norms; other biases
