@@ -425,14 +425,10 @@ class PolarMaskHead(BaseModule):
             dense: ``scores`` (N, P, C), ``centerness`` (N, P), ``bboxes`` (N, P, 4) and
                 ``polygons`` (N, P, R, 2), in input pixels.
             level_sizes: points of each level (H_l * W_l), in order.
-            batch_img_metas: per image ``img_shape`` (H, W) and, for ``rescale``,
-                ``scale_factor`` (w_scale, h_scale).
-            cfg: test config; defaults to ``test_cfg``.
-            rescale: return boxes and polygons in original-image pixels.
+            batch_img_metas, cfg, rescale: as for :meth:`predict_by_feat`.
 
         Returns:
-            list[InstanceData]: per image ``bboxes`` (n, 4), ``scores`` (n,), ``labels`` (n,),
-            ``polygons`` (n, R, 2), sorted by decreasing score.
+            list[InstanceData]: per image, as :meth:`predict_by_feat` returns them.
         """
         scores, centerness, bboxes, polygons = dense
         cfg = self.test_cfg if cfg is None else ConfigDict(cfg)
