@@ -143,6 +143,10 @@ setup(
     packages=find_packages(exclude=('tests', 'configs', 'tools', 'benchmarks')),
     python_requires='>=3.10',
     install_requires=parse_requirements(osp.join('requirements', 'runtime.txt')),
+    extras_require={
+        extra: parse_requirements(osp.join('requirements', f'{extra}.txt'))
+        for extra in ('onnx', 'optional', 'tests')
+    },
     ext_modules=make_extensions(),
     cmdclass=get_cmdclass(),
     zip_safe=False,

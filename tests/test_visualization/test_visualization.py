@@ -153,7 +153,9 @@ def test_tags_on_a_small_image_are_small_and_do_not_overlap():
     boxes = np.array([[40, 40, 70, 70], [60, 45, 90, 75], [45, 65, 75, 95]], np.float32)
     texts = ['triangle 0.87', 'hexagon 0.81', 'rectangle 0.66']
     corners, sizes, scales = tag_layout(boxes, texts, (160, 160, 3))
-    assert (scales == 0.3).all() and (sizes[:, 0] < 0.4 * 160).all()  # 0.53-0.61 before
+    # 0.53-0.61 of the width before; OpenCV 4.8's Hershey glyphs are 30% wider than 5.0's (up to
+    # 0.45 of the width here, 0.40 with 5.0).
+    assert (scales == 0.3).all() and (sizes[:, 0] < 0.5 * 160).all()
     tags = np.concatenate((corners, corners + sizes), axis=1)  # (3, 4) x1y1x2y2, exclusive
     assert (tags[:, :2] >= 0).all() and (tags[:, 2:] <= 160).all()
     for first in range(3):
