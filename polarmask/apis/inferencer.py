@@ -18,11 +18,11 @@ import os
 import os.path as osp
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import mmcv
 import numpy as np
 import torch
+from mmengine.config import Config
 from mmengine.logging import print_log
 from rich.progress import Progress
 
@@ -81,7 +81,7 @@ class PolarMaskInferencer:
 
     def __init__(
         self,
-        model: str | os.PathLike | Any | None = None,
+        model: str | os.PathLike | Config | None = None,
         weights: str | os.PathLike | None = None,
         device: str | torch.device = 'cpu',
         cfg_options: dict | None = None,

@@ -10,6 +10,8 @@ from types import ModuleType
 import cv2
 import numpy as np
 import pytest
+import torch
+from mmengine.config import Config
 from pycocotools import mask as mask_utils
 
 from polarmask.apis import inference_detector, init_detector
@@ -245,6 +247,14 @@ def test_webcam_demo_shows_the_newest_frames_until_max_frames(checkpoint, monkey
     assert waits == [1] * 4  # a camera paces the loop: 1 ms for a key, not a frame interval
     assert cameras[0].properties == {cv2.CAP_PROP_BUFFERSIZE: 1}  # the newest frame each time
     assert '4 frames in' in capsys.readouterr().out
+    # A checkpoint that carries its config stands in place of CONFIG.
+    published = Path(checkpoint).with_name('with_config.pth')
+    saved = torch.load(checkpoint, weights_only=True)
+    torch.save(
+        dict(saved, meta=dict(saved['meta'], cfg=Config.fromfile(CONFIG).pretty_text)), published
+    )
+    video_demo.main(['0', str(published), '--show', '--max-frames', '1'])
+    assert '1 frames in' in capsys.readouterr().out
     with pytest.raises(SystemExit):
         video_demo.main(['0', str(REPO / CONFIG), checkpoint, '--show', '--max-frames', '0'])
     assert '--max-frames must be >= 1' in capsys.readouterr().err
