@@ -10,8 +10,6 @@ Naming convention for shapes: n detections and G ground-truth instances of one i
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from mmengine.config import Config
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from polarmask.evaluation.ground_truth import load_ground_truth
 from polarmask.structures.mask import segmentations_to_rles
 from polarmask.utils.config import config_classes
 
@@ -79,8 +78,9 @@ class CocoGroundTruth:
                 f"annotation file '{ann_file}' does not exist: point the config at the json the "
                 'results were computed on (--cfg-options test_evaluator.ann_file=...)'
             )
-        with contextlib.redirect_stdout(io.StringIO()):
-            self.coco = COCO(ann_file)
+        # The ground truth CocoMetric evaluates against (missing fields filled, segmentations
+        # the loader would drop left out), so the analyses agree with the metric.
+        self.coco = load_ground_truth(ann_file, COCO)
         self.ann_file = ann_file
         name_to_id = {cat['name']: cat['id'] for cat in self.coco.dataset['categories']}
         if classes is None:
