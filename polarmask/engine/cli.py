@@ -138,6 +138,11 @@ def build_test_parser() -> argparse.ArgumentParser:
         action='store_true',
         help='only write the result jsons (e.g. for test-dev); needs --json_out',
     )
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help="test-time augmentation: the config's tta_pipeline views merged by its tta_model",
+    )
     parser.add_argument('--show', action='store_true', help='show results in a window')
     parser.add_argument('--show-dir', help='write images with the predictions drawn here')
     parser.add_argument(
@@ -259,6 +264,8 @@ def config_for_testing(args: argparse.Namespace) -> Config:
     for key in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler'):
         cfg.pop(key, None)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    if args.tta:
+        _use_tta(cfg, args.config)
 
     evaluators = cfg.test_evaluator
     if isinstance(evaluators, dict):
@@ -294,6 +301,20 @@ def config_for_testing(args: argparse.Namespace) -> Config:
         if args.show_dir:
             visualization.test_out_dir = args.show_dir
     return cfg
+
+
+def _use_tta(cfg: Config, config: str) -> None:
+    """Wrap the model in ``tta_model`` and test on ``tta_pipeline`` (mmdetection's ``--tta``)."""
+    missing = [key for key in ('tta_model', 'tta_pipeline') if cfg.get(key) is None]
+    if missing:
+        raise KeyError(
+            f'{config}: --tta needs {" and ".join(missing)} in the config, e.g. those of '
+            'configs/_base_/models/polarmask_r50_fpn.py and '
+            'configs/_base_/datasets/coco_instance_768.py'
+        )
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
 
 
 def error_file() -> str:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 import torch
 from mmengine.dist import is_main_process, master_only
 from mmengine.logging import print_log
-from mmengine.model import MMDistributedDataParallel, is_model_wrapper
+from mmengine.model import BaseTTAModel, MMDistributedDataParallel, is_model_wrapper
 from mmengine.runner import BaseLoop, Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 from torch import nn
@@ -212,9 +212,14 @@ class PolarRunner(Runner):
         self._check_classes(loop, 'test_dataloader')
         return loop
 
+    def _detector(self) -> nn.Module:
+        """The detector inside a model wrapper (DDP) or a test-time augmentation model."""
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        return model.module if isinstance(model, BaseTTAModel) else model
+
     def _check_classes(self, loop: BaseLoop, key: str) -> None:
         """Stop when the data has more classes than the head; warn when it has fewer."""
-        model = self.model.module if is_model_wrapper(self.model) else self.model
+        model = self._detector()
         num_classes = getattr(getattr(model, 'bbox_head', None), 'num_classes', None)
         dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
         classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
@@ -326,7 +331,7 @@ class PolarRunner(Runner):
         """
         revise_keys = MODULE_PREFIX if revise_keys is None else revise_keys
         checkpoint = _load_checkpoint(weights_only_uri(filename), map_location=map_location)
-        model = self.model.module if is_model_wrapper(self.model) else self.model
+        model = self._detector()
         state_dict = checkpoint_weights(checkpoint, filename, revise_keys)
         replaced = keep_own_classifier(model, state_dict) if fine_tune else []
         config = config_name(self.cfg)

@@ -6,4 +6,5 @@ from . import (  # noqa: F401  (registration)
     losses,
     necks,
     task_modules,
+    test_time_augs,
 )

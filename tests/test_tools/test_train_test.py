@@ -172,6 +172,52 @@ def test_test_writes_results_and_evaluates(trained):
     assert {'img_id', 'bboxes', 'scores', 'labels'} <= set(results[0])
 
 
+def test_test_time_augmentation_evaluates_the_merged_views(trained):
+    _, work_dir, options = trained
+    out = work_dir / 'tta.pkl'
+    result = _run(
+        [
+            'tools/test.py',
+            DEMO,
+            str(work_dir / 'latest.pth'),
+            '--work-dir',
+            str(work_dir),
+            '--tta',
+            '--out',
+            str(out),
+            '--cfg-options',
+            *options,
+        ]
+    )
+    assert 'segm_mAP' in result.stdout + result.stderr
+    with open(out, 'rb') as file:
+        results = pickle.load(file)
+    assert len(results) == 4
+    for record in results:  # unflipped views' polygons lie in the 160x160 images
+        assert len(record['scores']) <= 100
+        if len(record['polygons']):
+            assert record['polygons'].min() >= 0 and record['polygons'].max() <= 159
+
+
+def test_test_time_augmentation_without_its_config_names_the_fix(trained):
+    _, work_dir, options = trained
+    result = _run(
+        [
+            'tools/test.py',
+            DEMO,
+            str(work_dir / 'latest.pth'),
+            '--work-dir',
+            str(work_dir),
+            '--tta',
+            '--cfg-options',
+            *options,
+            'tta_model=None',
+        ],
+        returncode=1,
+    )
+    assert '--tta needs tta_model in the config' in result.stderr
+
+
 def test_bad_config_value_is_one_clear_line(trained):
     _, work_dir, options = trained
     lines = _failing_train(work_dir / 'bad', options, 'model.bbox_head.type=PolarMaskHeed')

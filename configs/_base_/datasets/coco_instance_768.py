@@ -18,6 +18,20 @@ test_pipeline = [
     dict(type='PackPolarInputs'),
 ]
 
+# tools/test.py --tta: every combination of the scales and flips below (mmdetection's TestTimeAug),
+# merged by the config's tta_model. Add scales to the first list for multi-scale testing.
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=img_scale, keep_ratio=False)],
+            [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
+            [dict(type='PackPolarInputs')],
+        ],
+    ),
+]
+
 train_dataloader = dict(
     batch_size=4,
     num_workers=5,

@@ -7,6 +7,8 @@ train_pipeline = _base_.train_pipeline
 train_pipeline[2].scale = img_scale  # Resize
 test_pipeline = _base_.test_pipeline
 test_pipeline[1].scale = img_scale  # Resize
+tta_pipeline = _base_.tta_pipeline
+tta_pipeline[1].transforms[0][0].scale = img_scale  # TestTimeAug's Resize
 
 train_dataloader = dict(num_workers=8, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -55,3 +55,10 @@ model = dict(
         mask_nms=False,
     ),
 )
+
+# Test-time augmentation (tools/test.py --tta): the views of the dataset's tta_pipeline, mapped
+# back and merged by class-wise NMS on the box branch's boxes.
+tta_model = dict(
+    type='PolarTTAModel',
+    tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5, offset=1), max_per_img=100),
+)

@@ -57,6 +57,8 @@ train_pipeline = _base_.train_pipeline
 train_pipeline[2].scale = img_scale  # Resize
 test_pipeline = _base_.test_pipeline
 test_pipeline[1].scale = img_scale  # Resize
+tta_pipeline = _base_.tta_pipeline
+tta_pipeline[1].transforms[0][0].scale = img_scale  # TestTimeAug's Resize
 
 # Loading takes ~3 ms per image here; a worker process would compete with the two compute
 # threads for the two cores (measured: 0.41 s/iteration with one worker, 0.34 s without).
