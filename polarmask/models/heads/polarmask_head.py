@@ -74,9 +74,11 @@ class PolarMaskHead(BaseModule):
         loss_centerness: polar-centerness loss (BCE with logits).
         loss_mask: ray loss (polar IoU).
         train_cfg: training options (none are read at present; kept for the detector API).
-        test_cfg: ``nms_pre``, ``score_thr``, ``nms=dict(type='nms', iou_threshold, offset)``,
+        test_cfg: ``nms_pre``, ``score_thr``, ``nms=dict(type='nms', iou_threshold, offset,
+            class_agnostic)`` (``class_agnostic``: one NMS over all classes instead of one per
+            class, default False as the original),
             ``max_per_img``, ``mask_nms`` (the polygons' tight boxes replace the box branch's,
-            for NMS and in the results, as in the original).
+            for NMS and in the results, as in the original)).
         init_cfg: normal(0.01) convs, ``polar_cls`` bias for a 0.01 prior; with ``use_dcn``
             only the predictors, the towers keeping the deformable convs' init (as the original).
     """
@@ -512,8 +514,10 @@ class PolarMaskHead(BaseModule):
             raise ValueError(f"test_cfg.nms.type must be 'nms' (got {nms_cfg['type']!r})")
         if cfg.get('mask_nms', False):
             bboxes = polygons_to_bboxes(polygons)
+        # class_agnostic: one NMS over all classes, so a shape scored for two classes keeps one.
+        nms_groups = labels.new_zeros(labels.shape) if nms_cfg.get('class_agnostic') else labels
         keep = batched_nms(
-            bboxes, scores, labels, nms_cfg['iou_threshold'], nms_cfg.get('offset', 1)
+            bboxes, scores, nms_groups, nms_cfg['iou_threshold'], nms_cfg.get('offset', 1)
         )
         keep = keep[: cfg.get('max_per_img', 100)]
         return InstanceData(

@@ -118,6 +118,46 @@ class PolarTarget:
             l, t, r, b in pixels, 0 for negatives; ``ray_targets`` (N, P, R) float32 in pixels,
             0 for negatives. P = sum of H_l * W_l, levels concatenated in order.
         """
+        points, grids, gts = self._pack_batch(featmap_sizes, batch_gt_instances, device)
+        return self._targets(points, grids, gts, len(batch_gt_instances), num_classes)
+
+    @torch.no_grad()
+    def positives(
+        self,
+        featmap_sizes: Sequence[tuple[int, int]],
+        batch_gt_instances: list[InstanceData],
+        device: torch.device | str = 'cpu',
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Which points are positives of which instance, as :meth:`get_targets` assigns them.
+
+        Args:
+            featmap_sizes, batch_gt_instances, device: as for :meth:`get_targets`.
+
+        Returns:
+            tuple: ``images`` (Q,) int64 image index and ``points`` (Q,) int64 point index in
+            0..P-1 of each positive, ``instances`` (Q,) int64 index of its instance within
+            its image's ``batch_gt_instances``; Q positives in no particular order.
+        """
+        points, grids, gts = self._pack_batch(featmap_sizes, batch_gt_instances, device)
+        num_points = points.shape[0]
+        if gts['bboxes'].shape[0] == 0:
+            empty = torch.zeros(0, dtype=torch.long, device=points.device)
+            return empty, empty, empty
+        keys, pos_gts, _ = self._assign(points, grids, gts, len(batch_gt_instances))
+        first_of_image = torch.cumsum(
+            torch.bincount(gts['images'], minlength=len(batch_gt_instances)), 0
+        )
+        first_of_image = torch.cat((first_of_image.new_zeros(1), first_of_image[:-1]))
+        images = torch.div(keys, num_points, rounding_mode='floor')
+        return images, keys % num_points, pos_gts - first_of_image.index_select(0, images)
+
+    def _pack_batch(
+        self,
+        featmap_sizes: Sequence[tuple[int, int]],
+        batch_gt_instances: list[InstanceData],
+        device: torch.device | str,
+    ) -> tuple[Tensor, list[tuple[int, int]], dict[str, Tensor]]:
+        """Points (P, 2), level sizes and the packed gts of a batch (see :meth:`_pack`)."""
         grids = self._check_featmap_sizes(featmap_sizes)
         points = _grid_points(tuple(grids), tuple(self.strides), torch.device(device))  # (P, 2)
         bboxes: list[Tensor] = []
@@ -139,7 +179,7 @@ class PolarTarget:
             images.append(torch.full((num_gts,), image, dtype=torch.long))
             contours.extend(instances.contours)
         gts = self._pack(bboxes, labels, centers, images, contours, points.device)
-        return self._targets(points, grids, gts, len(batch_gt_instances), num_classes)
+        return points, grids, gts
 
     @torch.no_grad()
     def get_targets_single(

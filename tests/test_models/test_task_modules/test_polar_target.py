@@ -270,3 +270,33 @@ def test_device_batch_equals_cpu():
     cuda = target.get_targets(sizes_for(pad_shape), batch, NUM_CLASSES, device='cuda')
     assert all(t.device.type == 'cuda' for t in cuda)
     assert_same_targets(tuple(t.cpu() for t in cuda), cpu)
+
+
+def test_positives_name_the_points_and_instances_that_get_targets_labels():
+    pad_shape = (256, 384)
+    rng = np.random.default_rng(11)
+    images = [random_instances(rng, pad_shape, g, NUM_CLASSES, 4, 100) for g in (3, 4)]
+    empty = (np.zeros((0, *pad_shape), np.uint8), np.zeros((0, 4), np.float32), np.zeros(0))
+    images.insert(1, empty)
+    batch = [instances_of(*image) for image in images]
+    target = build()
+    labels, bbox_targets, _ = target.get_targets(sizes_for(pad_shape), batch, NUM_CLASSES)
+    image_ids, points, instances = target.positives(sizes_for(pad_shape), batch)
+    expected = (labels != NUM_CLASSES).nonzero().tolist()
+    assert sorted(zip(image_ids.tolist(), points.tolist(), strict=True)) == sorted(
+        map(tuple, expected)
+    )
+    assert 1 not in image_ids.tolist()
+    for image, point, instance in zip(image_ids, points, instances, strict=True):
+        gt = batch[image]
+        assert labels[image, point] == gt.labels[instance]
+        # l + r and t + b of the box target span the assigned instance's box (inclusive - 1).
+        left, top, right, bottom = bbox_targets[image, point].tolist()
+        x1, y1, x2, y2 = gt.bboxes[instance].tolist()
+        assert left + right == pytest.approx(x2 - x1) and top + bottom == pytest.approx(y2 - y1)
+
+
+def test_positives_of_a_batch_without_instances_are_empty():
+    empty = square_instances(np.zeros((0, 4)), np.zeros((0, 2)), np.zeros(0, dtype=np.int64))
+    image_ids, points, instances = build().positives(sizes_for((64, 64)), [empty])
+    assert image_ids.numel() == points.numel() == instances.numel() == 0
