@@ -26,6 +26,7 @@ from polarmask.structures.polar import (
     level_points,
     polar_centerness,
     polygons_to_bboxes,
+    ray_directions,
     ray_step,
     rays_to_polygons,
 )
@@ -69,6 +70,10 @@ class PolarMaskHead(BaseModule):
             by the norm and a ReLU: tower entries ``3i`` (``weight``, ``bias``,
             ``conv_offset_mask.*``), ``3i + 1`` (GN) and ``3i + 2`` (ReLU).
         centerness_factor: test score = cls * (sigmoid(centerness) + centerness_factor).
+        bbox_branch: False drops the box tower, ``polar_reg`` and ``scales_bbox`` (the paper's
+            ablation, which found the same mask AP without them, in a third less head compute):
+            each point's box is then the tight box of its polygon (so NMS runs on the
+            polygons' boxes, as with ``mask_nms``) and there is no ``loss_bbox``.
         loss_cls: classification loss (sigmoid focal).
         loss_bbox: box loss (IoU).
         loss_centerness: polar-centerness loss (BCE with logits).
@@ -98,6 +103,7 @@ class PolarMaskHead(BaseModule):
         norm_cfg: dict | None = None,
         use_dcn: bool = False,
         centerness_factor: float = 0.5,
+        bbox_branch: bool = True,
         loss_cls: dict | None = None,
         loss_bbox: dict | None = None,
         loss_centerness: dict | None = None,
@@ -109,7 +115,8 @@ class PolarMaskHead(BaseModule):
         if init_cfg is None:
             cls_init = dict(type='Normal', name='polar_cls', std=0.01, bias_prob=0.01)
             if use_dcn:
-                predictors = ('polar_reg', 'polar_mask', 'polar_centerness')
+                predictors = ('polar_reg',) if bbox_branch else ()
+                predictors += ('polar_mask', 'polar_centerness')
                 init_cfg = dict(
                     type='Normal',
                     std=0.01,
@@ -144,12 +151,17 @@ class PolarMaskHead(BaseModule):
         self.conv_cfg = conv_cfg
         self.norm_cfg = norm_cfg or dict(type='GN', num_groups=32, requires_grad=True)
         self.use_dcn = use_dcn
+        self.bbox_branch = bbox_branch
 
         self.loss_cls = MODELS.build(
             loss_cls
             or dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)
         )
-        self.loss_bbox = MODELS.build(loss_bbox or dict(type='IoULoss', loss_weight=1.0))
+        self.loss_bbox = (
+            MODELS.build(loss_bbox or dict(type='IoULoss', loss_weight=1.0))
+            if bbox_branch
+            else None
+        )
         self.loss_centerness = MODELS.build(
             loss_centerness or dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)
         )
@@ -192,14 +204,19 @@ class PolarMaskHead(BaseModule):
 
     def _init_layers(self) -> None:
         self.cls_convs = self._tower()
-        self.reg_convs = self._tower()
         self.mask_convs = self._tower()
         self.polar_cls = nn.Conv2d(self.feat_channels, self.num_classes, 3, padding=1)
-        self.polar_reg = nn.Conv2d(self.feat_channels, 4, 3, padding=1)
         self.polar_mask = nn.Conv2d(self.feat_channels, self.num_rays, 3, padding=1)
         self.polar_centerness = nn.Conv2d(self.feat_channels, 1, 3, padding=1)
-        self.scales_bbox = nn.ModuleList(Scale(1.0) for _ in self.strides)
         self.scales_mask = nn.ModuleList(Scale(1.0) for _ in self.strides)
+        if self.bbox_branch:
+            self.reg_convs = self._tower()
+            self.polar_reg = nn.Conv2d(self.feat_channels, 4, 3, padding=1)
+            self.scales_bbox = nn.ModuleList(Scale(1.0) for _ in self.strides)
+        else:
+            # (R, 2) ray directions as (R, 2, 1, 1) for the polygons' tight boxes in forward.
+            directions = ray_directions(self.num_rays, self.angle_convention)
+            self.register_buffer('_ray_directions', directions[..., None, None], persistent=False)
 
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], ...]:
         """Run the head on every FPN level.
@@ -216,30 +233,41 @@ class PolarMaskHead(BaseModule):
             raise ValueError(
                 f'PolarMaskHead has {len(self.strides)} strides but got {len(x)} feature levels'
             )
+        scales_bbox = self.scales_bbox if self.bbox_branch else [None] * len(x)
         outs = [
             self.forward_single(feat, scale_bbox, scale_mask)
-            for feat, scale_bbox, scale_mask in zip(
-                x, self.scales_bbox, self.scales_mask, strict=True
-            )
+            for feat, scale_bbox, scale_mask in zip(x, scales_bbox, self.scales_mask, strict=True)
         ]
         return tuple(list(level_outs) for level_outs in zip(*outs, strict=True))
 
     def forward_single(
-        self, x: Tensor, scale_bbox: Scale, scale_mask: Scale
+        self, x: Tensor, scale_bbox: Scale | None, scale_mask: Scale
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """One level: (N, in_channels, H, W) -> cls, bbox, centerness, rays (see ``forward``)."""
-        cls_feat, reg_feat, mask_feat = x, x, x
+        """One level: (N, in_channels, H, W) -> cls, bbox, centerness, rays (see ``forward``).
+
+        Without the box branch (``scale_bbox`` None) the box is the polygon's tight box.
+        """
+        cls_feat, mask_feat = x, x
         for layer in self.cls_convs:
             cls_feat = layer(cls_feat)
-        for layer in self.reg_convs:
-            reg_feat = layer(reg_feat)
         for layer in self.mask_convs:
             mask_feat = layer(mask_feat)
         cls_score = self.polar_cls(cls_feat)
         centerness = self.polar_centerness(cls_feat)
-        bbox_pred = scale_bbox(self.polar_reg(reg_feat)).float().exp()
         ray_pred = scale_mask(self.polar_mask(mask_feat)).float().exp()
+        if scale_bbox is None:
+            return cls_score, self._polygon_box_distances(ray_pred), centerness, ray_pred
+        reg_feat = x
+        for layer in self.reg_convs:
+            reg_feat = layer(reg_feat)
+        bbox_pred = scale_bbox(self.polar_reg(reg_feat)).float().exp()
         return cls_score, bbox_pred, centerness, ray_pred
+
+    def _polygon_box_distances(self, ray_pred: Tensor) -> Tensor:
+        """(N, R, H, W) ray lengths -> (N, 4, H, W) l, t, r, b of each polygon's tight box."""
+        offsets = ray_pred[:, :, None] * self._ray_directions  # (N, R, 2, H, W) vertex - point
+        lowest, highest = offsets.amin(dim=1), offsets.amax(dim=1)  # (N, 2, H, W) each
+        return torch.cat((-lowest, highest), dim=1)
 
     def prior_points(
         self, featmap_sizes: list[tuple[int, int]], dtype: torch.dtype, device: torch.device
@@ -279,7 +307,8 @@ class PolarMaskHead(BaseModule):
             batch_img_metas: per image metainfo.
 
         Returns:
-            dict[str, Tensor]: ``loss_cls``, ``loss_bbox``, ``loss_mask``, ``loss_centerness``.
+            dict[str, Tensor]: ``loss_cls``, ``loss_bbox`` (with the box branch), ``loss_mask``,
+            ``loss_centerness``.
         """
         num_imgs = cls_scores[0].size(0)
         featmap_sizes = [score.shape[-2:] for score in cls_scores]
@@ -303,34 +332,30 @@ class PolarMaskHead(BaseModule):
         pos_bbox_preds = flat_bbox_preds[pos_inds]
         pos_ray_preds = flat_ray_preds[pos_inds]
         pos_centerness = flat_centerness[pos_inds]
+        losses = dict(loss_cls=loss_cls)
         if num_pos == 0:
-            return dict(
-                loss_cls=loss_cls,
-                loss_bbox=pos_bbox_preds.sum() * 0,
-                loss_mask=pos_ray_preds.sum() * 0,
-                loss_centerness=pos_centerness.sum() * 0,
-            )
+            if self.bbox_branch:
+                losses['loss_bbox'] = pos_bbox_preds.sum() * 0
+            losses['loss_mask'] = pos_ray_preds.sum() * 0
+            losses['loss_centerness'] = pos_centerness.sum() * 0
+            return losses
         pos_points = flat_points[pos_inds]
-        pos_bbox_targets = bbox_targets.reshape(-1, 4)[pos_inds]
         pos_ray_targets = ray_targets.reshape(-1, self.num_rays)[pos_inds]
         centerness_targets = polar_centerness(pos_ray_targets)  # (n,)
         weight_sum = centerness_targets.sum()
-        loss_bbox = self.loss_bbox(
-            distance_to_boxes(pos_points, pos_bbox_preds),
-            distance_to_boxes(pos_points, pos_bbox_targets),
-            weight=centerness_targets,
-            avg_factor=weight_sum,
-        )
-        loss_mask = self.loss_mask(
+        if self.bbox_branch:
+            pos_bbox_targets = bbox_targets.reshape(-1, 4)[pos_inds]
+            losses['loss_bbox'] = self.loss_bbox(
+                distance_to_boxes(pos_points, pos_bbox_preds),
+                distance_to_boxes(pos_points, pos_bbox_targets),
+                weight=centerness_targets,
+                avg_factor=weight_sum,
+            )
+        losses['loss_mask'] = self.loss_mask(
             pos_ray_preds, pos_ray_targets, weight=centerness_targets, avg_factor=weight_sum
         )
-        loss_centerness = self.loss_centerness(pos_centerness, centerness_targets)
-        return dict(
-            loss_cls=loss_cls,
-            loss_bbox=loss_bbox,
-            loss_mask=loss_mask,
-            loss_centerness=loss_centerness,
-        )
+        losses['loss_centerness'] = self.loss_centerness(pos_centerness, centerness_targets)
+        return losses
 
     def predict(
         self, x: tuple[Tensor, ...], batch_data_samples: SampleList, rescale: bool = False

@@ -12,7 +12,7 @@ from polarmask.models.heads import PolarMaskHead
 from polarmask.models.layers import ModulatedDeformConv2dPack
 from polarmask.structures import DetDataSample
 from polarmask.structures.mask import polygons_to_masks
-from polarmask.structures.polar import mask_contour
+from polarmask.structures.polar import mask_contour, rays_to_polygons
 
 IMG = 128
 STRIDES = (8, 16, 32, 64, 128)
@@ -25,8 +25,9 @@ TEST_CFG = dict(
 )
 
 
-def _head(num_rays=36, num_classes=3, use_dcn=False, **test_cfg) -> PolarMaskHead:
+def _head(num_rays=36, num_classes=3, use_dcn=False, bbox_branch=True, **test_cfg) -> PolarMaskHead:
     head = PolarMaskHead(
+        bbox_branch=bbox_branch,
         num_classes=num_classes,
         in_channels=8,
         stacked_convs=2,
@@ -294,6 +295,44 @@ def test_class_wise_nms_and_mask_nms():
     assert not torch.equal(polygon_nms.bboxes[2], boxes_nms.bboxes[1])
     (top1,) = _head(max_per_img=1).predict_by_feat(*maps, batch_img_metas=[_meta()])
     assert top1.labels.tolist() == [1] and top1.scores.item() == boxes_nms.scores[0].item()
+
+
+def test_class_agnostic_nms_keeps_one_shape_scored_for_two_classes():
+    maps = _maps()
+    _put(maps, 5, 6, label=1, logit=5.0)
+    _put(maps, 5, 7, label=2, logit=4.0)  # the same box one stride to the right: IoU 0.67
+    (class_wise,) = _head().predict_by_feat(*maps, batch_img_metas=[_meta()])
+    assert class_wise.labels.tolist() == [1, 2]
+    agnostic_cfg = dict(TEST_CFG, nms=dict(type='nms', iou_threshold=0.5, class_agnostic=True))
+    (agnostic,) = _head().predict_by_feat(*maps, batch_img_metas=[_meta()], cfg=agnostic_cfg)
+    assert agnostic.labels.tolist() == [1]
+
+
+def test_without_box_branch_boxes_are_the_polygons_tight_boxes():
+    head = _head(bbox_branch=False)
+    names = {name.split('.')[0] for name, _ in head.named_parameters()}
+    assert not names & {'reg_convs', 'polar_reg', 'scales_bbox'}
+    assert head.loss_bbox is None
+    cls_scores, bbox_preds, centernesses, ray_preds = head(_features(num_imgs=1))
+    points = torch.cat(head.prior_points([m.shape[-2:] for m in cls_scores], torch.float32, 'cpu'))
+    flat_rays = torch.cat([r[0].flatten(1).T for r in ray_preds])  # (P, R)
+    flat_boxes = torch.cat([b[0].flatten(1).T for b in bbox_preds])  # (P, 4) l, t, r, b
+    polygons = rays_to_polygons(points, flat_rays)
+    expected = torch.cat((points - polygons.amin(dim=1), polygons.amax(dim=1) - points), dim=1)
+    torch.testing.assert_close(flat_boxes, expected, atol=1e-3, rtol=1e-5)
+
+    losses = head.loss(_features(), [_sample([(40, 30, 89, 69)], [1]), _sample()])
+    assert set(losses) == {'loss_cls', 'loss_mask', 'loss_centerness'}
+    assert all(torch.isfinite(v) and v > 0 for v in losses.values())
+    empty = head.loss(_features(), [_sample(), _sample()])
+    assert set(empty) == {'loss_cls', 'loss_mask', 'loss_centerness'}
+
+    (result,) = _head(bbox_branch=False, score_thr=0.0, max_per_img=20).predict(
+        _features(num_imgs=1), [_sample()]
+    )
+    assert len(result) == 20
+    tight = torch.cat((result.polygons.amin(dim=1), result.polygons.amax(dim=1)), dim=1)
+    torch.testing.assert_close(result.bboxes, tight, atol=1e-4, rtol=0)
 
 
 def test_nms_pre_keeps_the_top_cls_times_centerness_per_level():
