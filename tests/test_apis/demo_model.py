@@ -1,9 +1,10 @@
 """A checkpoint of the demo model whose predictions are known without training.
 
 The predictor convolutions are zeroed, so every point predicts the same constants: class
-probability ``sigmoid(CLS_LOGIT)`` for every class, rays of ``RAY_LENGTH`` pixels (circles in
-the network input) and boxes of ``BOX_SIDE`` pixels; only the centerness stays random, which
-orders the scores.
+probability ``sigmoid(CLS_LOGIT)`` for every class and rays of ``RAY_LENGTH`` pixels (circles in
+the network input); the demo head has no box branch, so the boxes are the polygons' tight boxes,
+``BOX_SIDE`` pixels square with 36 rays (rays point straight up, down, left and right). Only the
+centerness stays random, which orders the scores.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ CONFIG = 'configs/polarmask/demo/polar_shapes_r18.py'
 INPUT_SIZE = tuple(Config.fromfile(CONFIG).test_dataloader.dataset.pipeline[1].scale)  # (W, H)
 CLS_LOGIT = 2.0
 RAY_LENGTH = 20.0
-BOX_SIDE = 16.0
+BOX_SIDE = 2 * RAY_LENGTH
 
 
 def demo_state_dict(num_classes: int = 6, num_rays: int = 36) -> dict[str, torch.Tensor]:
@@ -31,11 +32,7 @@ def demo_state_dict(num_classes: int = 6, num_rays: int = 36) -> dict[str, torch
     model = init_detector(CONFIG, cfg_options=options)
     head = model.bbox_head
     with torch.no_grad():
-        for conv, bias in (
-            (head.polar_cls, CLS_LOGIT),
-            (head.polar_mask, math.log(RAY_LENGTH)),
-            (head.polar_reg, math.log(BOX_SIDE / 2)),
-        ):
+        for conv, bias in ((head.polar_cls, CLS_LOGIT), (head.polar_mask, math.log(RAY_LENGTH))):
             conv.weight.zero_()
             conv.bias.fill_(bias)
     return model.state_dict()

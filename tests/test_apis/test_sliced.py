@@ -17,7 +17,7 @@ from polarmask.apis import (
 from polarmask.apis.sliced import merge_tile_results, slice_windows, uncut_detections
 from polarmask.datasets.shapes_generator import SHAPE_CATEGORIES, SHAPES_CLASSES, render_image
 from polarmask.structures.mask import polygons_to_rles
-from tests.test_apis.demo_model import CONFIG, INPUT_SIZE
+from tests.test_apis.demo_model import CONFIG
 
 NMS_CFG = dict(iou_threshold=0.5, offset=1)
 LABELS = {category['id']: label for label, category in enumerate(SHAPE_CATEGORIES)}
@@ -159,13 +159,13 @@ def sliced_run(model: torch.nn.Module) -> tuple[np.ndarray, DetectionResult, lis
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sliced, 'inference_detector', recording)
-        result = inference_sliced(model, big, overlap_ratio=0.25, batch_size=3)
+        result = inference_sliced(model, big, patch_size=160, overlap_ratio=0.25, batch_size=3)
     return big, result, calls
 
 
 def test_sliced_inference_runs_the_tiles_and_merges_them(sliced_run):
     big, result, calls = sliced_run
-    windows = slice_windows(big.shape[:2], INPUT_SIZE[::-1], (40, 40))  # tiles of the input size
+    windows = slice_windows(big.shape[:2], (160, 160), (40, 40))
     assert windows.tolist() == [[x, y, x + 160, y + 160] for y in (0, 120) for x in (0, 120)]
     assert [len(tiles) for tiles, _ in calls] == [3, 1]  # batch_size tiles per forward pass
     tiles = [tile for batch, _ in calls for tile in batch]

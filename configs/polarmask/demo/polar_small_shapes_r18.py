@@ -8,6 +8,9 @@ generator_cfg = dict(
     image_size=(160, 160), object_size=(0.05, 0.25), num_objects=(6, 24), min_area=30
 )
 
+# Up to 24 shapes per image, some scored for two classes: keep up to 100 detections.
+model = dict(test_cfg=dict(max_per_img=100))
+
 train_dataloader = dict(dataset=dict(data_root=data_root, generator_cfg=generator_cfg))
 val_dataloader = dict(dataset=dict(data_root=data_root, generator_cfg=generator_cfg))
 test_dataloader = val_dataloader

@@ -203,20 +203,23 @@ class PolarMaskHead(BaseModule):
         return layers
 
     def _init_layers(self) -> None:
+        # Creation order fixes the order of initialisation (and of the seeded random weights).
         self.cls_convs = self._tower()
-        self.mask_convs = self._tower()
-        self.polar_cls = nn.Conv2d(self.feat_channels, self.num_classes, 3, padding=1)
-        self.polar_mask = nn.Conv2d(self.feat_channels, self.num_rays, 3, padding=1)
-        self.polar_centerness = nn.Conv2d(self.feat_channels, 1, 3, padding=1)
-        self.scales_mask = nn.ModuleList(Scale(1.0) for _ in self.strides)
         if self.bbox_branch:
             self.reg_convs = self._tower()
+        self.mask_convs = self._tower()
+        self.polar_cls = nn.Conv2d(self.feat_channels, self.num_classes, 3, padding=1)
+        if self.bbox_branch:
             self.polar_reg = nn.Conv2d(self.feat_channels, 4, 3, padding=1)
+        self.polar_mask = nn.Conv2d(self.feat_channels, self.num_rays, 3, padding=1)
+        self.polar_centerness = nn.Conv2d(self.feat_channels, 1, 3, padding=1)
+        if self.bbox_branch:
             self.scales_bbox = nn.ModuleList(Scale(1.0) for _ in self.strides)
         else:
             # (R, 2) ray directions as (R, 2, 1, 1) for the polygons' tight boxes in forward.
             directions = ray_directions(self.num_rays, self.angle_convention)
             self.register_buffer('_ray_directions', directions[..., None, None], persistent=False)
+        self.scales_mask = nn.ModuleList(Scale(1.0) for _ in self.strides)
 
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], ...]:
         """Run the head on every FPN level.

@@ -131,3 +131,28 @@ def test_merge_of_another_class_keeps_both():
     ]
     (merged,) = tta.merge_preds([views])
     assert merged.pred_instances.labels.tolist() == [0, 1]
+
+
+def test_mask_nms_merges_on_the_polygons_tight_boxes():
+    polygons = _polygons()[:1]
+    far = polygons + torch.tensor([40.0, 0.0])  # the same shape 40 px to the right
+    views = [
+        DetDataSample(
+            metainfo=_meta(False),
+            pred_instances=InstanceData(
+                bboxes=polygons_to_bboxes(polygons),  # both views report the same box
+                polygons=shape,
+                scores=torch.tensor([score]),
+                labels=torch.tensor([0]),
+            ),
+        )
+        for shape, score in ((polygons, 0.9), (far, 0.8))
+    ]
+    (box_merged,) = PolarTTAModel(module=tiny_model_cfg()).merge_preds([views])
+    assert box_merged.pred_instances.scores.tolist() == pytest.approx([0.9])
+    tta = PolarTTAModel(module=tiny_model_cfg(), tta_cfg=dict(mask_nms=True))
+    (mask_merged,) = tta.merge_preds([views])
+    assert mask_merged.pred_instances.scores.tolist() == pytest.approx([0.9, 0.8])
+    torch.testing.assert_close(
+        mask_merged.pred_instances.bboxes, polygons_to_bboxes(torch.cat((polygons, far)))
+    )
