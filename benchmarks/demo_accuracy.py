@@ -10,8 +10,9 @@ final evaluation), and reads the final segm AP, AP50 and AP75 from the run's log
 computes the ceiling of the config's val split: the segm AP of the ideal ray polygons of the
 ground truth (the head's R rays measured from each instance's mass centre at the test size,
 rasterised the original's way, score 1), with
-:class:`polarmask.analysis.diagnostics.SegmEvaluator`. It prints one row per config: the range over the runs of wall time and of each AP, the ceiling and the
-gap between the best run and the ceiling.
+:class:`polarmask.analysis.diagnostics.SegmEvaluator`. It prints one row per config: the range
+over the runs of wall time and of each AP, the ceiling and the gap between the best run and the
+ceiling.
 """
 
 from __future__ import annotations
