@@ -28,9 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmengine.runner import Runner  # noqa: E402
-
-from polarmask.analysis.diagnostics import SegmEvaluator, diagnostic_pipeline, ground_truth  # noqa: E402
+from polarmask.analysis.diagnostics import (  # noqa: E402
+    SegmEvaluator,
+    diagnostic_dataloader,
+    ground_truth,
+)
 from polarmask.analysis.ground_truth import config_dataset_meta, config_ground_truth  # noqa: E402
 from polarmask.registry import MODELS  # noqa: E402
 from polarmask.utils import register_all_modules  # noqa: E402
@@ -79,15 +81,11 @@ def train(config: str, seed: int, work_dir: Path) -> tuple[float, dict[str, floa
 def ceiling(config: str) -> dict[str, float]:
     """segm AP of the ideal ray polygons of the config's test split."""
     cfg = load_config(str(ROOT / config))
-    loader = dict(cfg.test_dataloader, num_workers=0, persistent_workers=False)
-    loader['dataset'] = dict(
-        loader['dataset'], pipeline=diagnostic_pipeline(cfg.test_dataloader.dataset.pipeline)
-    )
     num_rays = MODELS.build(cfg.model).bbox_head.num_rays
     evaluator = SegmEvaluator(
         config_dataset_meta(cfg)['ann_file'], config_ground_truth(cfg).cat_ids
     )
-    return evaluator.ceiling_ap(ground_truth(Runner.build_dataloader(loader)), num_rays)
+    return evaluator.ceiling_ap(ground_truth(diagnostic_dataloader(cfg)), num_rays)
 
 
 def span(values: list[float], fmt: str) -> str:

@@ -29,12 +29,14 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from mmengine.config import ConfigDict
+from mmengine.config import Config, ConfigDict
+from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torch import nn
+from torch.utils.data import DataLoader
 
 from polarmask.evaluation.functional import xyxy_to_coco_xywh
 from polarmask.evaluation.ground_truth import load_ground_truth
@@ -72,6 +74,25 @@ def diagnostic_pipeline(test_pipeline: Sequence[dict]) -> list[dict]:
     pack = [t['type'] for t in pipeline].index('PackPolarInputs')
     pipeline.insert(pack, dict(type='PolarContours', keep_masks=True))
     return pipeline
+
+
+def diagnostic_dataloader(cfg: Config, split: str = 'test') -> DataLoader:
+    """The config's test loader on a split, with :func:`diagnostic_pipeline`, in this process.
+
+    Args:
+        cfg: a detector config.
+        split: 'test', or 'train' for the train dataset's images and annotations read the
+            test way (no augmentation).
+    """
+    loader = copy.deepcopy(cfg.test_dataloader)
+    loader.update(num_workers=0, persistent_workers=False)
+    if split == 'train':
+        train = cfg.train_dataloader.dataset
+        for key in ('ann_file', 'data_prefix', 'data_root'):
+            if key in train:
+                loader.dataset[key] = copy.deepcopy(train[key])
+    loader.dataset.pipeline = diagnostic_pipeline(cfg.test_dataloader.dataset.pipeline)
+    return Runner.build_dataloader(loader)
 
 
 @dataclass
@@ -213,7 +234,9 @@ def instance_records(
         scores, centerness, bboxes, polygons = image.dense
         points_xy = torch.cat(head.prior_points(image.featmap_sizes, torch.float32, 'cpu'))
         # Candidates before NMS: the per-level nms_pre ranking and the score threshold.
-        candidates = _pre_nms_candidates(image, cfg)
+        candidates = head.pre_nms_indices(
+            scores, centerness, image.level_sizes, cfg.get('nms_pre', -1)
+        )
         kept = scores[candidates] > score_thr  # (n, C)
         pre_ious = _best_ious(polygons[candidates], gt_rles, shape)  # (n, G)
         final = head.postprocess(
@@ -253,19 +276,6 @@ def instance_records(
                 )
             )
     return records
-
-
-def _pre_nms_candidates(image: ImageOutputs, cfg: ConfigDict) -> torch.Tensor:
-    """Indices of the points kept by the per-level ``nms_pre`` ranking, as ``postprocess``."""
-    scores, centerness = image.dense[:2]
-    nms_pre = cfg.get('nms_pre', -1)
-    kept = []
-    for level_inds in torch.arange(len(scores)).split(image.level_sizes):
-        if 0 < nms_pre < level_inds.numel():
-            ranking = (scores[level_inds] * centerness[level_inds, None]).max(dim=1).values
-            level_inds = level_inds[ranking.topk(nms_pre).indices]
-        kept.append(level_inds)
-    return torch.cat(kept)
 
 
 def summarize(records: Sequence[dict[str, Any]], groups: str = 'size') -> list[dict[str, Any]]:

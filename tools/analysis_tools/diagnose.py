@@ -30,12 +30,11 @@ import sys
 from typing import Any
 
 from mmengine.config import DictAction
-from mmengine.runner import Runner
 
 from polarmask.analysis.diagnostics import (
     SegmEvaluator,
     collect,
-    diagnostic_pipeline,
+    diagnostic_dataloader,
     instance_records,
     mean_losses,
     summarize,
@@ -70,18 +69,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--out', help='write every figure to this json file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings')
     return parser.parse_args(argv)
-
-
-def _dataloader(cfg, split: str, pipeline: list[dict]):
-    loader = copy.deepcopy(cfg.test_dataloader)
-    loader.update(num_workers=0, persistent_workers=False)
-    if split == 'train':
-        train = cfg.train_dataloader.dataset
-        for key in ('ann_file', 'data_prefix', 'data_root'):
-            if key in train:
-                loader.dataset[key] = copy.deepcopy(train[key])
-    loader.dataset.pipeline = pipeline
-    return Runner.build_dataloader(loader)
 
 
 def sweep_settings(test_cfg: dict) -> list[tuple[str, dict, float | None]]:
@@ -132,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         register_all_modules()
         model = init_detector(cfg, args.checkpoint)
         head = model.bbox_head
-        pipeline = diagnostic_pipeline(cfg.test_dataloader.dataset.pipeline)
-        images = collect(model, _dataloader(cfg, 'test', pipeline))
+        images = collect(model, diagnostic_dataloader(cfg, 'test'))
         evaluator = SegmEvaluator(
             config_dataset_meta(cfg)['ann_file'], config_ground_truth(cfg).cat_ids
         )
@@ -155,16 +141,18 @@ def main(argv: list[str] | None = None) -> int:
             print('\npost-processing sweep: segm AP / AP50 / AP75 / AR@100')
             configured_factor = head.centerness_factor
             for name, test_cfg, factor in sweep_settings(dict(head.test_cfg)):
-                head.centerness_factor = configured_factor if factor is None else factor
-                ap = evaluator.model_ap(images, head, test_cfg)
-                head.centerness_factor = configured_factor
+                if name == 'as configured':
+                    ap = report['model_ap']
+                else:
+                    head.centerness_factor = configured_factor if factor is None else factor
+                    ap = evaluator.model_ap(images, head, test_cfg)
+                    head.centerness_factor = configured_factor
                 report['sweep'].append(dict(setting=name, **ap))
                 figures = ' / '.join(f'{ap[key]:.3f}' for key in ('AP', 'AP50', 'AP75', 'AR100'))
                 print(f'  {name:<22} {figures}')
         if args.loss_batches:
-            loss_pipeline = diagnostic_pipeline(cfg.test_dataloader.dataset.pipeline)
             report['losses'] = {
-                split: mean_losses(model, _dataloader(cfg, split, loss_pipeline), args.loss_batches)
+                split: mean_losses(model, diagnostic_dataloader(cfg, split), args.loss_batches)
                 for split in ('train', 'test')
             }
             for split, losses in report['losses'].items():

@@ -492,20 +492,41 @@ class PolarMaskHead(BaseModule):
         rescale: bool,
     ) -> InstanceData:
         """One image of :meth:`postprocess`: candidates (P, ...) -> kept detections."""
-        nms_pre = cfg.get('nms_pre', -1)
-        kept = []
-        for level_inds in torch.arange(len(candidates), device=candidates.scores.device).split(
-            level_sizes
-        ):
-            if 0 < nms_pre < level_inds.numel():
-                ranking = candidates.scores[level_inds] * candidates.centerness[level_inds, None]
-                level_inds = level_inds[ranking.max(dim=1).values.topk(nms_pre).indices]
-            kept.append(level_inds)
-        candidates = candidates[torch.cat(kept)]
+        candidates = candidates[
+            self.pre_nms_indices(
+                candidates.scores, candidates.centerness, level_sizes, cfg.get('nms_pre', -1)
+            )
+        ]
         img_shape = tuple(img_meta['img_shape'][:2])
         candidates.bboxes = clamp_to_image(candidates.bboxes.view(-1, 2, 2), img_shape).view(-1, 4)
         candidates.polygons = clamp_to_image(candidates.polygons, img_shape)
         return self._bbox_post_process(candidates, cfg, rescale, img_meta)
+
+    @staticmethod
+    def pre_nms_indices(
+        scores: Tensor, centerness: Tensor, level_sizes: list[int], nms_pre: int
+    ) -> Tensor:
+        """Indices of the points that post-processing keeps before thresholding and NMS.
+
+        Per level, the ``nms_pre`` points of highest max class probability x centerness (all of
+        a level's points when it has at most ``nms_pre``, or ``nms_pre`` <= 0).
+
+        Args:
+            scores: (P, C) class probabilities of one image.
+            centerness: (P,) centerness probabilities.
+            level_sizes: points of each level (H_l * W_l), in order.
+            nms_pre: points kept per level.
+
+        Returns:
+            Tensor: (n,) int64 point indices, level by level.
+        """
+        kept = []
+        for level_inds in torch.arange(len(scores), device=scores.device).split(level_sizes):
+            if 0 < nms_pre < level_inds.numel():
+                ranking = scores[level_inds] * centerness[level_inds, None]
+                level_inds = level_inds[ranking.max(dim=1).values.topk(nms_pre).indices]
+            kept.append(level_inds)
+        return torch.cat(kept)
 
     def _bbox_post_process(
         self, results: InstanceData, cfg: ConfigDict, rescale: bool, img_meta: dict
