@@ -15,8 +15,7 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from polarmask.models.layers import ModulatedDeformConv2dPack
-from polarmask.ops import batched_nms
+from polarmask.models.layers import ModulatedDeformConv2dPack, polygon_nms
 from polarmask.registry import MODELS, TASK_UTILS
 from polarmask.structures import SampleList
 from polarmask.structures.polar import (
@@ -25,7 +24,6 @@ from polarmask.structures.polar import (
     distance_to_boxes,
     level_points,
     polar_centerness,
-    polygons_to_bboxes,
     ray_directions,
     ray_step,
     rays_to_polygons,
@@ -557,18 +555,16 @@ class PolarMaskHead(BaseModule):
         scores = results.scores[cand_inds, labels] * (
             results.centerness[cand_inds] + self.centerness_factor
         )
-        bboxes, polygons = bboxes[cand_inds], polygons[cand_inds]
         nms_cfg = cfg.get('nms', dict(type='nms', iou_threshold=0.5, offset=1))
         if nms_cfg.get('type', 'nms') != 'nms':
             raise ValueError(f"test_cfg.nms.type must be 'nms' (got {nms_cfg['type']!r})")
-        if cfg.get('mask_nms', False):
-            bboxes = polygons_to_bboxes(polygons)
-        # class_agnostic: one NMS over all classes, so a shape scored for two classes keeps one.
-        nms_groups = labels.new_zeros(labels.shape) if nms_cfg.get('class_agnostic') else labels
-        keep = batched_nms(
-            bboxes, scores, nms_groups, nms_cfg['iou_threshold'], nms_cfg.get('offset', 1)
-        )
-        keep = keep[: cfg.get('max_per_img', 100)]
-        return InstanceData(
-            bboxes=bboxes[keep], scores=scores[keep], labels=labels[keep], polygons=polygons[keep]
+        return polygon_nms(
+            InstanceData(
+                bboxes=bboxes[cand_inds], scores=scores, labels=labels, polygons=polygons[cand_inds]
+            ),
+            nms_cfg['iou_threshold'],
+            nms_cfg.get('offset', 1),
+            nms_cfg.get('class_agnostic', False),
+            cfg.get('max_per_img', 100),
+            cfg.get('mask_nms', False),
         )

@@ -15,10 +15,10 @@ from mmengine.model import BaseTTAModel
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from polarmask.ops import batched_nms
+from polarmask.models.layers import polygon_nms
 from polarmask.registry import MODELS
 from polarmask.structures import DetDataSample
-from polarmask.structures.polar import polygons_to_bboxes, ray_directions
+from polarmask.structures.polar import ray_directions
 
 FLIP_SIGNS = {'horizontal': (-1.0, 1.0), 'vertical': (1.0, -1.0), 'diagonal': (-1.0, -1.0)}
 """(x, y) sign of a ray direction under each flip."""
@@ -97,9 +97,10 @@ class PolarTTAModel(BaseTTAModel):
 
     Args:
         module: the detector (config or module).
-        tta_cfg: ``nms=dict(type='nms', iou_threshold=0.5, offset=1)`` for the union of all
-            views, ``max_per_img`` detections kept (100), ``mask_nms`` (False): NMS on the
-            polygons' tight boxes instead of the box branch's.
+        tta_cfg: ``nms=dict(type='nms', iou_threshold=0.5, offset=1, class_agnostic=False)``
+            for the union of all views (:func:`~polarmask.models.layers.polygon_nms`),
+            ``max_per_img`` detections kept (100), ``mask_nms`` (False): NMS on the polygons'
+            tight boxes instead of the box branch's.
         data_preprocessor: passed to mmengine's ``BaseTTAModel``.
     """
 
@@ -123,22 +124,15 @@ class PolarTTAModel(BaseTTAModel):
         instances = InstanceData.cat(
             [unflip_instances(view.pred_instances, view.metainfo, convention) for view in views]
         )
-        boxes = (
-            polygons_to_bboxes(instances.polygons)
-            if self.tta_cfg.get('mask_nms')
-            else (instances.bboxes)
-        )
         nms_cfg = self.tta_cfg['nms']
-        keep = batched_nms(
-            boxes,
-            instances.scores,
-            instances.labels,
+        merged = polygon_nms(
+            instances,
             nms_cfg.get('iou_threshold', 0.5),
             nms_cfg.get('offset', 1),
+            nms_cfg.get('class_agnostic', False),
+            self.tta_cfg.get('max_per_img', 100),
+            self.tta_cfg.get('mask_nms', False),
         )
-        merged = instances[keep[: self.tta_cfg.get('max_per_img', 100)]]
-        if self.tta_cfg.get('mask_nms'):
-            merged.bboxes = polygons_to_bboxes(merged.polygons)
         unflipped = [view for view in views if not view.metainfo.get('flip', False)]
         result = (unflipped or views)[0].clone()
         result.pred_instances = merged
