@@ -12,7 +12,6 @@ import functools
 import gc
 import logging
 import math
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from mmengine.optim import build_optim_wrapper
 from torch import nn
 
 import polarmask.apis.inference as inference_api
+import polarmask.models.layers.nms as polygon_nms_module
 from benchmarks import polar_targets as targets_benchmark
 from benchmarks.gpu.context import StageContext
 from benchmarks.gpu.stages import device_setting, require_device, synchronize
@@ -282,7 +282,8 @@ class PieceTimer:
     """Synchronised wall time of the pieces of ``inference_detector``, by patching them.
 
     Pieces: ``backbone+neck`` (``extract_feat``), ``head`` (the head's forward),
-    ``decode+nms`` (``predict_by_feat``), ``nms`` (``batched_nms`` as the head calls it) and
+    ``decode+nms`` (``predict_by_feat``), ``nms`` (``batched_nms`` as the head's ``polygon_nms``
+    calls it) and
     ``masks`` (``_to_result`` of the inference API: the copy to the host, rasterising the
     polygons and encoding them as RLE).
 
@@ -315,12 +316,11 @@ class PieceTimer:
     def patched(self) -> Iterator[None]:
         """Within this context every call of a piece adds to :attr:`seconds`."""
         head = self.model.bbox_head
-        head_module = sys.modules[type(head).__module__]
         targets = [
             ('backbone+neck', self.model, 'extract_feat'),
             ('head', head, 'forward'),
             ('decode+nms', head, 'predict_by_feat'),
-            ('nms', head_module, 'batched_nms'),
+            ('nms', polygon_nms_module, 'batched_nms'),
             ('masks', inference_api, '_to_result'),
         ]
         with contextlib.ExitStack() as stack:
