@@ -81,11 +81,15 @@ def train(config: str, seed: int, work_dir: Path) -> tuple[float, dict[str, floa
 def ceiling(config: str) -> dict[str, float]:
     """segm AP of the ideal ray polygons of the config's test split."""
     cfg = load_config(str(ROOT / config))
-    num_rays = MODELS.build(cfg.model).bbox_head.num_rays
+    head = MODELS.build(cfg.model).bbox_head
     evaluator = SegmEvaluator(
         config_dataset_meta(cfg)['ann_file'], config_ground_truth(cfg).cat_ids
     )
-    return evaluator.ceiling_ap(ground_truth(diagnostic_dataloader(cfg)), num_rays)
+    return evaluator.ceiling_ap(
+        ground_truth(diagnostic_dataloader(cfg)),
+        head.num_rays,
+        head.target_generator.fill_missing_rays,
+    )
 
 
 def span(values: list[float], fmt: str) -> str:

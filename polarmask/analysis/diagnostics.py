@@ -169,8 +169,13 @@ def collect(model: nn.Module, dataloader: Iterable) -> list[ImageOutputs]:
     return outputs
 
 
-def ceiling_polygons(gt: InstanceData, num_rays: int) -> torch.Tensor:
+def ceiling_polygons(
+    gt: InstanceData, num_rays: int, fill_missing_rays: bool = False
+) -> torch.Tensor:
     """Ideal ray polygons: the ray targets measured from each instance's mass centre.
+
+    ``fill_missing_rays`` as the targets' (``PolarTarget``): the ceiling of what the model is
+    trained towards.
 
     Returns:
         Tensor: (G, R, 2) polygons in network-input pixels.
@@ -179,7 +184,7 @@ def ceiling_polygons(gt: InstanceData, num_rays: int) -> torch.Tensor:
         return torch.zeros(0, num_rays, 2)
     rays = torch.cat(
         [
-            ray_targets(center[None], contour, num_rays)
+            ray_targets(center[None], contour, num_rays, fill_missing_rays)
             for center, contour in zip(gt.centers, gt.contours, strict=True)
         ]
     )
@@ -230,7 +235,7 @@ def instance_records(
         masks = gt.masks.numpy().astype(np.uint8)[:, : shape[0], : shape[1]]
         gt_rles = masks_to_rles(masks)
         labels = gt.labels.numpy()
-        ceiling = np.diag(_best_ious(ceiling_polygons(gt, head.num_rays), gt_rles, shape))
+        ceiling = np.diag(_best_ious(ceiling_polygons(gt, head.num_rays, head.target_generator.fill_missing_rays), gt_rles, shape))
         scores, centerness, bboxes, polygons = image.dense
         points_xy = torch.cat(head.prior_points(image.featmap_sizes, torch.float32, 'cpu'))
         # Candidates before NMS: the per-level nms_pre ranking and the score threshold.
@@ -395,7 +400,10 @@ class SegmEvaluator:
         return _quiet_segm_eval(self.coco, detections)
 
     def ceiling_ap(
-        self, images: Iterable[tuple[InstanceData, dict]], num_rays: int
+        self,
+        images: Iterable[tuple[InstanceData, dict]],
+        num_rays: int,
+        fill_missing_rays: bool = False,
     ) -> dict[str, float]:
         """AP of the ideal ray polygons of the ground truth (:func:`ceiling_polygons`), score 1.
 
@@ -406,11 +414,12 @@ class SegmEvaluator:
             images: per image its ``gt_instances`` (with ``contours``, ``centers``, ``labels``)
                 and metainfo, e.g. of :func:`ground_truth`.
             num_rays: rays R.
+            fill_missing_rays: as the model's targets (:func:`ceiling_polygons`).
         """
         detections = []
         for gt, metainfo in images:
             w_scale, h_scale = metainfo.get('scale_factor', (1.0, 1.0))[:2]
-            polygons = ceiling_polygons(gt, num_rays) / torch.tensor([w_scale, h_scale])
+            polygons = ceiling_polygons(gt, num_rays, fill_missing_rays) / torch.tensor([w_scale, h_scale])
             pred = pred_instances_to_numpy(
                 dict(
                     bboxes=polygons_to_bboxes(polygons),

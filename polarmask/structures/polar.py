@@ -302,6 +302,7 @@ def ray_targets_packed(
     contour_lengths: Tensor,
     contour_index: Tensor,
     num_rays: int = 36,
+    fill_missing: bool = False,
 ) -> Tensor:
     """Ray targets of many points against many contours at once.
 
@@ -320,6 +321,11 @@ def ray_targets_packed(
         contour_lengths: (G,) number of points of each contour in ``contours``.
         contour_index: (P,) index in 0..G-1 of the contour each point's rays hit.
         num_rays: rays R; must divide 360.
+        fill_missing: a ray that no bin answers takes its exact crossing with the contour
+            (:func:`contour_crossings`) instead of :data:`MISSING_RAY` (which stays where the
+            ray crosses nothing). Not the original: there, rays of points within a few pixels
+            of their contour (most rays of the positives of objects under ~16 px) are 1e-6,
+            which also drives their polar-centerness target, and so their loss weight, to ~0.
 
     Returns:
         Tensor: (P, R) float32 ray lengths in pixels, on the device of ``points``.
@@ -329,16 +335,7 @@ def ray_targets_packed(
     num_points = points.shape[0]
     points_xy = points.float().T.contiguous()  # (2, P)
     contours_xy = contours.to(device=device, dtype=torch.float32).T.contiguous()  # (2, K)
-    lengths = contour_lengths.to(device=device, dtype=torch.long)
-    index = contour_index.to(device=device, dtype=torch.long)
-
-    # Pair every point with each point of its contour: (M,) indices, M = sum of the lengths.
-    counts = lengths.index_select(0, index)  # (P,)
-    pair_point = torch.repeat_interleave(torch.arange(num_points, device=device), counts)
-    shifts = (torch.cumsum(lengths, 0) - lengths).index_select(0, index)
-    shifts -= torch.cumsum(counts, 0) - counts  # first contour index minus first pair index
-    pair_contour = torch.arange(pair_point.numel(), device=device)
-    pair_contour += shifts.index_select(0, pair_point)
+    pair_point, pair_contour, _ = _contour_pairs(contour_lengths, contour_index, device)
     pair_xy = contours_xy.index_select(1, pair_contour) - points_xy.index_select(1, pair_point)
     delta_x, delta_y = pair_xy  # (M,) each
     squared = delta_x * delta_x + delta_y * delta_y  # sqrt is monotonic: taken after the max
@@ -362,16 +359,125 @@ def ray_targets_packed(
     best = ((found >= 0) * priority).amax(dim=1, keepdim=True)  # (P, 1, R)
     first_hit = (tries - best).clamp(max=tries - 1)
     rays = found.gather(1, first_hit).squeeze(1)  # (P, R) squared, -1 where no bin was hit
-    return torch.where(rays >= 0, rays.clamp(min=0).sqrt(), MISSING_RAY)
+    rays = torch.where(rays >= 0, rays.clamp(min=0).sqrt(), -1.0)
+    if fill_missing:
+        rows = (rays < 0).any(dim=1).nonzero().squeeze(1)
+        crossings = contour_crossings(
+            points.index_select(0, rows),
+            contours,
+            contour_lengths,
+            contour_index.to(device).index_select(0, rows),
+            num_rays,
+        )
+        rays[rows] = torch.where(rays[rows] >= 0, rays[rows], crossings)
+    return torch.where(rays >= 0, rays, MISSING_RAY)
 
 
-def ray_targets(points: Tensor, contour: Tensor | np.ndarray, num_rays: int = 36) -> Tensor:
+def contour_crossings(
+    points: Tensor,
+    contours: Tensor,
+    contour_lengths: Tensor,
+    contour_index: Tensor,
+    num_rays: int = 36,
+) -> Tensor:
+    """Where each exact ray of each point leaves its contour: the farthest crossing.
+
+    The contour is the closed polyline through its points (pixel centres, in order, the last
+    joined to the first). Ray k of a point (angle ``k * 360 / R``, 'current' convention) crosses
+    a segment when its angle lies within the angle the segment spans as seen from the point;
+    the crossing's distance is exact (float64); segments through the point itself are skipped
+    (from a point on its contour, rays that leave the shape there cross nothing). This is what
+    :func:`ray_targets_packed` approximates by the farthest contour point within +-3 degrees,
+    and it has an answer for every ray of a point inside the contour, also where the contour
+    is so close that its points are more than 7 degrees apart (rays the binning misses).
+
+    Args:
+        points: (P, 2) ray origins (x, y) in pixels.
+        contours: (K, 2) contour points (x, y) of all contours, concatenated.
+        contour_lengths: (G,) number of points of each contour in ``contours``.
+        contour_index: (P,) index in 0..G-1 of the contour each point's rays hit.
+        num_rays: rays R; must divide 360.
+
+    Returns:
+        Tensor: (P, R) float32 distances in pixels, -1 where a ray crosses no segment (a point
+        outside its contour, looking away from it), on the device of ``points``.
+    """
+    ray_step(num_rays)
+    device = points.device
+    pair_point, pair_start, pair_end = _contour_pairs(contour_lengths, contour_index, device)
+    contours = contours.to(device=device, dtype=torch.float64)
+    origins = points.to(torch.float64).index_select(0, pair_point)
+    start = contours.index_select(0, pair_start) - origins  # (M, 2) segment ends from the point
+    end = contours.index_select(0, pair_end) - origins
+    # Angles in units of rays, 0 = +y, increasing towards +x (atan2(dx, dy)).
+    turn = num_rays / (2 * math.pi)
+    start_angle = torch.atan2(start[:, 0], start[:, 1]) * turn
+    sweep = torch.remainder(torch.atan2(end[:, 0], end[:, 1]) * turn - start_angle, num_rays)
+    sweep = torch.where(sweep > num_rays / 2, sweep - num_rays, sweep)  # signed, short way round
+    low = torch.minimum(start_angle, start_angle + sweep)
+    first_ray = torch.ceil(low).long()
+    spans = (torch.floor(low + sweep.abs()).long() - first_ray + 1).clamp(min=0)
+    # A segment through the point itself (the point on its contour) spans no defined angle.
+    cross = start[:, 0] * end[:, 1] - start[:, 1] * end[:, 0]
+    through_point = (cross.abs() < 1e-9) & ((start * end).sum(dim=1) <= 0)
+    spans = torch.where(through_point, 0, spans)
+
+    # One row per (segment, ray within its span).
+    segment = torch.repeat_interleave(torch.arange(spans.numel(), device=device), spans)
+    offsets = torch.arange(segment.numel(), device=device)
+    offsets -= (torch.cumsum(spans, 0) - spans).index_select(0, segment)
+    ray = torch.remainder(first_ray.index_select(0, segment) + offsets, num_rays)
+    theta = ray.to(torch.float64) * (2 * math.pi / num_rays)
+    direction = torch.stack((torch.sin(theta), torch.cos(theta)), dim=1)  # (S, 2)
+    a, edge = start.index_select(0, segment), (end - start).index_select(0, segment)
+    # origin + t * direction = a + s * edge  =>  t = cross(a, edge) / cross(direction, edge).
+    denominator = direction[:, 0] * edge[:, 1] - direction[:, 1] * edge[:, 0]
+    numerator = a[:, 0] * edge[:, 1] - a[:, 1] * edge[:, 0]
+    parallel = denominator.abs() < 1e-12  # the ray runs along the segment: its far end
+    far_end = torch.maximum(a.norm(dim=1), (a + edge).norm(dim=1))
+    distance = torch.where(parallel, far_end, numerator / torch.where(parallel, 1.0, denominator))
+
+    crossings = torch.full((points.shape[0] * num_rays,), -1.0, dtype=torch.float64, device=device)
+    key = pair_point.index_select(0, segment) * num_rays + ray
+    crossings.scatter_reduce_(0, key, distance.clamp(min=0), reduce='amax')
+    return crossings.view(-1, num_rays).float()
+
+
+def _contour_pairs(
+    contour_lengths: Tensor, contour_index: Tensor, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Pair every point with each point of its contour.
+
+    Args:
+        contour_lengths: (G,) number of points of each contour, contours concatenated.
+        contour_index: (P,) the contour of each point.
+
+    Returns:
+        tuple: (M,) indices, M = sum of the P points' contour lengths: the point, its contour
+        point in the concatenated contours, and the next point of that contour (the first one
+        after the last: the segment that closes the contour).
+    """
+    lengths = contour_lengths.to(device=device, dtype=torch.long)
+    index = contour_index.to(device=device, dtype=torch.long)
+    counts = lengths.index_select(0, index)  # (P,)
+    pair_point = torch.repeat_interleave(torch.arange(index.numel(), device=device), counts)
+    first = (torch.cumsum(lengths, 0) - lengths).index_select(0, index).index_select(0, pair_point)
+    position = torch.arange(pair_point.numel(), device=device)
+    position -= (torch.cumsum(counts, 0) - counts).index_select(0, pair_point)  # within contour
+    length = counts.index_select(0, pair_point)
+    return pair_point, first + position, first + torch.remainder(position + 1, length)
+
+
+def ray_targets(
+    points: Tensor, contour: Tensor | np.ndarray, num_rays: int = 36, fill_missing: bool = False
+) -> Tensor:
     """Ray targets of points against one contour; see :func:`ray_targets_packed`.
 
     Args:
         points: (P, 2) float32 ray origins (x, y) in pixels.
         contour: (K, 2) contour points (x, y) in pixels.
         num_rays: rays R; must divide 360.
+        fill_missing: see :func:`ray_targets_packed`.
 
     Returns:
         Tensor: (P, R) float32 ray lengths in pixels, on the device of ``points``.
@@ -379,7 +485,7 @@ def ray_targets(points: Tensor, contour: Tensor | np.ndarray, num_rays: int = 36
     contour = torch.as_tensor(contour, dtype=torch.float32, device=points.device).reshape(-1, 2)
     lengths = torch.tensor([contour.shape[0]], device=points.device)
     index = torch.zeros(points.shape[0], dtype=torch.long, device=points.device)
-    return ray_targets_packed(points, contour, lengths, index, num_rays)
+    return ray_targets_packed(points, contour, lengths, index, num_rays, fill_missing)
 
 
 def polar_centerness(rays: Tensor) -> Tensor:

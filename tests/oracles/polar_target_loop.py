@@ -17,6 +17,9 @@ original, all shared with the library code:
   (``get_mask_sample_region``'s "no gt" test); that bug is not reproduced;
 * bbox targets of negatives are 0 (the original leaves those of gt 0 there);
 * the background label is ``num_classes`` (mmdet 3.x), not 0.
+
+:func:`contour_crossings_loop` is the reference of a non-original option
+(``fill_missing_rays``): the exact crossing of every ray with the contour polyline.
 """
 
 from __future__ import annotations
@@ -205,3 +208,37 @@ def polar_targets_loop(
         x, y = points[p]
         mask_targets[p] = ray_targets_loop(x, y, contours[min_area_inds[p]], num_rays)
     return labels, bbox_targets, mask_targets
+
+
+def contour_crossings_loop(
+    x: float, y: float, contour: torch.Tensor, num_rays: int = 36
+) -> torch.Tensor:
+    """Farthest crossing of each exact ray with the closed contour polyline, -1 where none.
+
+    Ray by ray and segment by segment, in float64: solve ``p + t d = a + s (b - a)`` for
+    ``t >= 0`` and ``0 <= s <= 1``; a ray along a segment takes the segment's far end; a
+    segment through the point itself is skipped.
+    """
+    points = contour.double().tolist()
+    rays = []
+    for k in range(num_rays):
+        theta = math.radians(k * 360 / num_rays)
+        dx, dy = math.sin(theta), math.cos(theta)
+        farthest = -1.0
+        for (ax, ay), (bx, by) in zip(points, points[1:] + points[:1], strict=True):
+            ax, ay, ex, ey = ax - x, ay - y, bx - ax, by - ay
+            if abs(ax * ey - ay * ex) < 1e-9 and ax * (ax + ex) + ay * (ay + ey) <= 0:
+                continue  # the segment runs through the point: skipped
+            denominator = dx * ey - dy * ex
+            if abs(denominator) < 1e-12:
+                if abs(ax * dy - ay * dx) < 1e-9:  # on the ray's line: the far end, if ahead
+                    ends = [(ax, ay), (ax + ex, ay + ey)]
+                    ahead = [math.hypot(u, v) for u, v in ends if u * dx + v * dy >= 0]
+                    farthest = max([farthest, *ahead])
+                continue
+            t = (ax * ey - ay * ex) / denominator
+            s = (ax * dy - ay * dx) / denominator
+            if t >= 0 and -1e-9 <= s <= 1 + 1e-9:
+                farthest = max(farthest, t)
+        rays.append(farthest)
+    return torch.tensor(rays, dtype=torch.float32)

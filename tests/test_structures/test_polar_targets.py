@@ -16,12 +16,17 @@ import torch
 from polarmask.structures.polar import (
     MISSING_RAY,
     _degree_bins,
+    contour_crossings,
     mask_contour,
     polar_centerness,
     ray_targets,
     ray_targets_packed,
 )
-from tests.oracles.polar_target_loop import largest_contour_and_center, ray_targets_loop
+from tests.oracles.polar_target_loop import (
+    contour_crossings_loop,
+    largest_contour_and_center,
+    ray_targets_loop,
+)
 from tests.oracles.random_instances import SHAPE_KINDS, box_of, random_mask
 
 ORIGIN = (200.0, 200.0)
@@ -298,6 +303,81 @@ def test_ray_targets_match_the_loop_for_other_ray_counts(num_rays):
         torch.testing.assert_close(
             ray_targets(points, contour, num_rays), expected, atol=1e-5, rtol=0
         )
+
+
+# --- exact crossings (fill_missing) ------------------------------
+
+
+def crossings_of(points, contours: list[np.ndarray], index: list[int], num_rays: int = 36):
+    packed = torch.from_numpy(np.concatenate(contours).astype(np.float32))
+    lengths = torch.tensor([len(c) for c in contours])
+    return contour_crossings(
+        torch.as_tensor(points, dtype=torch.float32), packed, lengths, torch.tensor(index), num_rays
+    )
+
+
+def test_crossings_of_a_square_given_by_its_corners():
+    # One segment spans many rays: the crossing is 10 / max(|sin|, |cos|) from the centre.
+    corners = np.array([[-10, -10], [10, -10], [10, 10], [-10, 10]]) + 50
+    rays = crossings_of([[50.0, 50.0]], [corners], [0])[0]
+    theta = torch.arange(36, dtype=torch.float64) * math.pi / 18
+    expected = 10 / torch.maximum(theta.sin().abs(), theta.cos().abs())
+    torch.testing.assert_close(rays, expected.float())
+
+
+def test_crossings_of_a_point_outside_look_one_way():
+    # From 10 px right of a square's right side only rays pointing left (ray 27 = 270 degrees)
+    # cross it, at its far side; the others cross nothing.
+    corners = np.array([[-10, -10], [10, -10], [10, 10], [-10, 10]]) + 50
+    rays = crossings_of([[70.0, 50.0]], [corners], [0])[0]
+    assert rays[27].item() == pytest.approx(30.0)
+    assert (rays[:22] == -1).all() and (rays[33:] == -1).all()
+
+
+def test_crossings_match_the_loop_on_random_shapes():
+    cases = random_cases(np.random.default_rng(11), 120)
+    points = np.concatenate([p for p, _ in cases])
+    rays = crossings_of(points, [c for _, c in cases], list(range(len(cases))))
+    expected = torch.stack(
+        [
+            contour_crossings_loop(float(x), float(y), torch.from_numpy(contour))
+            for (x, y), (_, contour) in zip(points, cases, strict=True)
+        ]
+    )
+    torch.testing.assert_close(rays, expected, atol=1e-4, rtol=1e-5)
+    assert (rays == -1).any() and (rays > 20).any()
+
+
+def test_crossings_pick_each_points_own_contour():
+    small = np.array([[0, 0], [4, 0], [4, 4], [0, 4]]) + 30
+    large = np.array([[0, 0], [40, 0], [40, 40], [0, 40]]) + 12
+    together = crossings_of([[32.0, 32.0]] * 2, [small, large], [0, 1])
+    for row, contour in enumerate((small, large)):
+        torch.testing.assert_close(together[row], crossings_of([[32.0, 32.0]], [contour], [0])[0])
+
+
+def test_fill_missing_replaces_only_the_missing_rays():
+    # A disc of radius 4: its 20 contour points are ~13 degrees apart as seen from its centre,
+    # so the binning misses most rays; the exact crossings answer every one of them.
+    mask = np.zeros((40, 40), np.uint8)
+    cv2.circle(mask, (20, 20), 4, 1, -1)
+    contour, _ = mask_contour(mask)
+    points = torch.tensor([[20.0, 20.0], [22.0, 19.0]])
+    binned = ray_targets(points, contour)
+    filled = ray_targets(points, contour, fill_missing=True)
+    missing = binned == MISSING
+    assert missing.sum() > 30
+    torch.testing.assert_close(filled[~missing], binned[~missing])
+    exact = crossings_of(points, [contour], [0, 0])
+    torch.testing.assert_close(filled[missing], exact[missing])
+    assert (filled[missing] > 1).all()
+    assert polar_centerness(filled).min() > 0.4 > 0.01 > polar_centerness(binned).max()
+
+
+def test_fill_missing_keeps_missing_rays_that_cross_nothing():
+    corners = np.array([[-10, -10], [10, -10], [10, 10], [-10, 10]], np.float32) + 50
+    filled = ray_targets(torch.tensor([[70.0, 50.0]]), corners, fill_missing=True)[0]
+    assert (filled[:22] == MISSING).all()
 
 
 # --- polar centerness --------------------------------------------

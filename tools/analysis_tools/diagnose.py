@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         report: dict[str, Any] = dict(
             model_ap=evaluator.model_ap(images, head),
             ceiling_ap=evaluator.ceiling_ap(
-                [(image.gt, image.metainfo) for image in images], head.num_rays
+                [(image.gt, image.metainfo) for image in images],
+                head.num_rays,
+                head.target_generator.fill_missing_rays,
             ),
         )
         print(f'segm AP of the model:   {report["model_ap"]}')

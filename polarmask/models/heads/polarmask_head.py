@@ -62,6 +62,9 @@ class PolarMaskHead(BaseModule):
         num_rays: rays R per instance; must divide 360.
         angle_convention: 'current' or 'legacy' ray angles (``polarmask.structures.polar``).
         center_sample_radius: positives lie within this many strides of the mass centre.
+        fill_missing_rays: ray targets that find no contour point within +-3 degrees take the
+            ray's exact crossing with the contour instead of 1e-6 (off: the original's targets;
+            on: small objects learn, see ``docs/demo_accuracy.md``).
         conv_cfg: conv layer config of the towers (None with ``use_dcn``).
         norm_cfg: norm layer config of the towers (GN 32 as the original).
         use_dcn: tower convs are :class:`ModulatedDeformConv2dPack` (DCNv2 with bias) followed
@@ -97,6 +100,7 @@ class PolarMaskHead(BaseModule):
         num_rays: int = 36,
         angle_convention: str = 'current',
         center_sample_radius: float = 1.5,
+        fill_missing_rays: bool = False,
         conv_cfg: dict | None = None,
         norm_cfg: dict | None = None,
         use_dcn: bool = False,
@@ -171,6 +175,7 @@ class PolarMaskHead(BaseModule):
                 regress_ranges=self.regress_ranges,
                 center_sample_radius=center_sample_radius,
                 num_rays=num_rays,
+                fill_missing_rays=fill_missing_rays,
             )
         )
         self._init_layers()

@@ -73,6 +73,11 @@ class PolarTarget:
         regress_ranges: per level (lo, hi) range of max(l, t, r, b), inclusive, in pixels.
         center_sample_radius: half-side of the sampling square, in strides.
         num_rays: rays R per positive; must divide 360.
+        fill_missing_rays: rays that find no contour point within +-3 degrees take their exact
+            crossing with the contour instead of 1e-6 (see
+            :func:`~polarmask.structures.polar.ray_targets_packed`). Off by default, as the
+            original; on, small objects' positives get real ray targets and polar-centerness
+            targets.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class PolarTarget:
         regress_ranges: Sequence[tuple[float, float]],
         center_sample_radius: float = 1.5,
         num_rays: int = 36,
+        fill_missing_rays: bool = False,
     ) -> None:
         if len(strides) != len(regress_ranges):
             raise ValueError(
@@ -92,6 +98,7 @@ class PolarTarget:
         self.regress_ranges = [(float(lo), float(hi)) for lo, hi in regress_ranges]
         self.center_sample_radius = float(center_sample_radius)
         self.num_rays = num_rays
+        self.fill_missing_rays = fill_missing_rays
 
     @torch.no_grad()
     def get_targets(
@@ -268,6 +275,7 @@ class PolarTarget:
                 gts['contour_lengths'],
                 pos_gts,
                 self.num_rays,
+                self.fill_missing_rays,
             )
         return (
             labels.view(num_imgs, num_points),

@@ -9,7 +9,7 @@ from mmengine.structures import InstanceData
 
 from polarmask.models.task_modules import PolarTarget
 from polarmask.registry import TASK_UTILS
-from polarmask.structures.polar import featmap_sizes_for, mask_contour
+from polarmask.structures.polar import MISSING_RAY, featmap_sizes_for, mask_contour
 from tests.oracles.polar_target_loop import polar_targets_loop
 from tests.oracles.random_instances import random_instances
 
@@ -131,6 +131,25 @@ def test_other_sampling_radii_match_the_loop(radius):
     ours = target.get_targets_single(masks, bboxes, labels, pad_shape, NUM_CLASSES)
     reference = polar_targets_loop(masks, bboxes, labels, pad_shape, NUM_CLASSES, radius=radius)
     assert_same_targets(ours, reference)
+
+
+def test_fill_missing_rays_changes_only_the_missing_rays_of_positives():
+    pad_shape = (256, 384)
+    masks, bboxes, labels = random_instances(
+        np.random.default_rng(9), pad_shape, 6, NUM_CLASSES, 3, 60
+    )
+    plain = build().get_targets_single(masks, bboxes, labels, pad_shape, NUM_CLASSES)
+    target = PolarTarget(STRIDES, RANGES, fill_missing_rays=True)
+    filled = target.get_targets_single(masks, bboxes, labels, pad_shape, NUM_CLASSES)
+    torch.testing.assert_close(filled[:2], plain[:2])  # labels and boxes
+    missing = plain[2] == torch.tensor(MISSING_RAY)
+    torch.testing.assert_close(filled[2][~missing], plain[2][~missing])
+    positives = plain[0] < NUM_CLASSES
+    assert missing[positives].sum() > 100
+    # Rays of positives outside thin or two-part shapes may cross nothing and stay missing.
+    filled_rays = filled[2][missing]
+    assert ((filled_rays == torch.tensor(MISSING_RAY)) | (filled_rays > 0.5)).all()
+    assert (filled_rays > 0.5).float().mean() > 0.3
 
 
 def test_batch_equals_single_images():
