@@ -235,7 +235,8 @@ def instance_records(
         masks = gt.masks.numpy().astype(np.uint8)[:, : shape[0], : shape[1]]
         gt_rles = masks_to_rles(masks)
         labels = gt.labels.numpy()
-        ceiling = np.diag(_best_ious(ceiling_polygons(gt, head.num_rays, head.target_generator.fill_missing_rays), gt_rles, shape))
+        ideal = ceiling_polygons(gt, head.num_rays, head.target_generator.fill_missing_rays)
+        ceiling = np.diag(_best_ious(ideal, gt_rles, shape))
         scores, centerness, bboxes, polygons = image.dense
         points_xy = torch.cat(head.prior_points(image.featmap_sizes, torch.float32, 'cpu'))
         # Candidates before NMS: the per-level nms_pre ranking and the score threshold.
@@ -419,7 +420,8 @@ class SegmEvaluator:
         detections = []
         for gt, metainfo in images:
             w_scale, h_scale = metainfo.get('scale_factor', (1.0, 1.0))[:2]
-            polygons = ceiling_polygons(gt, num_rays, fill_missing_rays) / torch.tensor([w_scale, h_scale])
+            polygons = ceiling_polygons(gt, num_rays, fill_missing_rays)
+            polygons = polygons / torch.tensor([w_scale, h_scale])
             pred = pred_instances_to_numpy(
                 dict(
                     bboxes=polygons_to_bboxes(polygons),
