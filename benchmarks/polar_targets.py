@@ -9,7 +9,8 @@ donuts, two-part masks, thin lines, shapes cut by the border; seeded), on one CP
   ``tests/oracles/polar_target_loop.py`` (the original's per-point loop), in the same run, on the
   same images, results checked equal;
 * the batched training path (contours from the pipeline, ``get_targets`` on a batch of 16) on
-  the CPU and, when CUDA is available, on the GPU (results checked equal to the CPU's).
+  the CPU, also with ``fill_missing_rays`` (exact crossings for the rays the binning misses),
+  and, when CUDA is available, on the GPU (results checked equal to the CPU's).
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ from mmengine.structures import InstanceData
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # polarmask and tests.oracles
 
 from polarmask.models.task_modules import PolarTarget  # noqa: E402
-from polarmask.structures.polar import featmap_sizes_for, mask_contour  # noqa: E402
+from polarmask.structures.polar import (  # noqa: E402
+    MISSING_RAY,
+    featmap_sizes_for,
+    mask_contour,
+)
 from tests.oracles.polar_target_loop import polar_targets_loop  # noqa: E402
 from tests.oracles.random_instances import random_instances  # noqa: E402
 
@@ -150,6 +155,14 @@ def main() -> None:
     batch = [instances_of(*image) for image in (images * 16)[:16]]
     cpu_ms, cpu_targets = time_batched_targets(target, batch, PAD_SHAPE, 'cpu', 5)
     print(f'batched get_targets, 16 images, CPU: {cpu_ms:.1f} ms/batch ({cpu_ms / 16:.2f}/image)')
+    filling = PolarTarget(STRIDES, RANGES, center_sample_radius=1.5, fill_missing_rays=True)
+    fill_ms, fill_targets = time_batched_targets(filling, batch, PAD_SHAPE, 'cpu', 5)
+    missing = cpu_targets[2] == torch.tensor(MISSING_RAY)
+    filled = missing & (fill_targets[2] != torch.tensor(MISSING_RAY))
+    print(
+        f'  with fill_missing_rays: {fill_ms:.1f} ms/batch ({fill_ms / cpu_ms:.2f}x; '
+        f'{int(filled.sum())} of {int(missing.sum())} missing rays of the batch filled)'
+    )
     if torch.cuda.is_available():
         gpu_ms, gpu_targets = time_batched_targets(target, batch, PAD_SHAPE, 'cuda', 20)
         print(

@@ -1,11 +1,13 @@
 """Every config in configs/ loads, and its model builds and runs on the CPU."""
 
+from inspect import signature
 from pathlib import Path
 
 import pytest
 import torch
 from mmengine.config import Config
 
+from polarmask.models.heads import PolarMaskHead
 from polarmask.models.layers import DeformConv2d, ModulatedDeformConv2dPack
 from polarmask.registry import MODELS
 from polarmask.utils import register_all_modules
@@ -116,6 +118,15 @@ def test_data_configs_change_only_the_resize_of_the_768_base(path, train_resize,
         ]
         assert loader.dataset.pipeline[1] == dict(type='Resize', scale=test_scale, keep_ratio=False)
     assert base.train_pipeline[2].scale == (1280, 768)
+
+
+@pytest.mark.parametrize('path', LEAF_CONFIGS, ids=lambda p: p.relative_to(CONFIG_ROOT).as_posix())
+def test_only_the_demos_fill_missing_rays(path):
+    # The seed configs reproduce the original's targets (missing rays 1e-6); the demos, whose
+    # shapes are small, train every ray (docs/demo_accuracy.md).
+    head = Config.fromfile(str(path)).model.bbox_head
+    assert head.get('fill_missing_rays', False) == ('demo' in path.parts)
+    assert signature(PolarMaskHead).parameters['fill_missing_rays'].default is False
 
 
 def test_demo_keeps_its_own_data_filters():

@@ -54,6 +54,12 @@ model = dict(
         # the same mask AP). A step takes 16% less time, and at equal time more steps of 4
         # images are what this model gains most from (measurements: docs/demo_accuracy.md).
         bbox_branch=False,
+        # A ray that finds no contour point within +-3 degrees (most rays of points within a
+        # few pixels of their contour, so most of a small shape's) is trained towards its exact
+        # crossing with the contour instead of the original's 1e-6, which also zeroed the
+        # polar-centerness target weighting the shape's ray loss. Seed 0: segm AP 0.563 -> 0.611;
+        # the small-shapes variant 0.245 -> 0.383 (docs/demo_accuracy.md).
+        fill_missing_rays=True,
     ),
     test_cfg=dict(nms_pre=300, max_per_img=30),
 )

@@ -280,11 +280,12 @@ def test_bad_inputs_name_the_fix():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
-def test_device_batch_equals_cpu():
+@pytest.mark.parametrize('fill_missing_rays', [False, True])
+def test_device_batch_equals_cpu(fill_missing_rays):
     pad_shape = (384, 640)
     rng = np.random.default_rng(11)
     batch = [instances_of(*random_instances(rng, pad_shape, 6, 80, 4, 150)) for _ in range(4)]
-    target = build()
+    target = PolarTarget(STRIDES, RANGES, fill_missing_rays=fill_missing_rays)
     cpu = target.get_targets(sizes_for(pad_shape), batch, NUM_CLASSES)
     cuda = target.get_targets(sizes_for(pad_shape), batch, NUM_CLASSES, device='cuda')
     assert all(t.device.type == 'cuda' for t in cuda)
