@@ -335,7 +335,7 @@ def ray_targets_packed(
     num_points = points.shape[0]
     points_xy = points.float().T.contiguous()  # (2, P)
     contours_xy = contours.to(device=device, dtype=torch.float32).T.contiguous()  # (2, K)
-    pair_point, pair_contour, _ = _contour_pairs(contour_lengths, contour_index, device)
+    pair_point, pair_contour = _contour_pairs(contour_lengths, contour_index, device)
     pair_xy = contours_xy.index_select(1, pair_contour) - points_xy.index_select(1, pair_point)
     delta_x, delta_y = pair_xy  # (M,) each
     squared = delta_x * delta_x + delta_y * delta_y  # sqrt is monotonic: taken after the max
@@ -404,7 +404,13 @@ def contour_crossings(
     """
     ray_step(num_rays)
     device = points.device
-    pair_point, pair_start, pair_end = _contour_pairs(contour_lengths, contour_index, device)
+    pair_point, pair_start = _contour_pairs(contour_lengths, contour_index, device)
+    # The segment from each contour point to the next, the last point joined to the first.
+    lengths = contour_lengths.to(device=device, dtype=torch.long)
+    last = (torch.cumsum(lengths, 0) - 1).index_select(0, contour_index.to(device).long())
+    wrap = last.index_select(0, pair_point) == pair_start
+    length = lengths.index_select(0, contour_index.to(device).long()).index_select(0, pair_point)
+    pair_end = torch.where(wrap, pair_start - length + 1, pair_start + 1)
     contours = contours.to(device=device, dtype=torch.float64)
     origins = points.to(torch.float64).index_select(0, pair_point)
     start = contours.index_select(0, pair_start) - origins  # (M, 2) segment ends from the point
@@ -445,7 +451,7 @@ def contour_crossings(
 
 def _contour_pairs(
     contour_lengths: Tensor, contour_index: Tensor, device: torch.device
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor]:
     """Pair every point with each point of its contour.
 
     Args:
@@ -453,19 +459,18 @@ def _contour_pairs(
         contour_index: (P,) the contour of each point.
 
     Returns:
-        tuple: (M,) indices, M = sum of the P points' contour lengths: the point, its contour
-        point in the concatenated contours, and the next point of that contour (the first one
-        after the last: the segment that closes the contour).
+        tuple: (M,) indices, M = sum of the P points' contour lengths: the point, and its
+        contour point in the concatenated contours.
     """
     lengths = contour_lengths.to(device=device, dtype=torch.long)
     index = contour_index.to(device=device, dtype=torch.long)
     counts = lengths.index_select(0, index)  # (P,)
     pair_point = torch.repeat_interleave(torch.arange(index.numel(), device=device), counts)
-    first = (torch.cumsum(lengths, 0) - lengths).index_select(0, index).index_select(0, pair_point)
-    position = torch.arange(pair_point.numel(), device=device)
-    position -= (torch.cumsum(counts, 0) - counts).index_select(0, pair_point)  # within contour
-    length = counts.index_select(0, pair_point)
-    return pair_point, first + position, first + torch.remainder(position + 1, length)
+    shifts = (torch.cumsum(lengths, 0) - lengths).index_select(0, index)
+    shifts -= torch.cumsum(counts, 0) - counts  # first contour index minus first pair index
+    pair_contour = torch.arange(pair_point.numel(), device=device)
+    pair_contour += shifts.index_select(0, pair_point)
+    return pair_point, pair_contour
 
 
 def ray_targets(
