@@ -404,13 +404,13 @@ def contour_crossings(
     """
     ray_step(num_rays)
     device = points.device
-    pair_point, pair_start = _contour_pairs(contour_lengths, contour_index, device)
-    # The segment from each contour point to the next, the last point joined to the first.
+    index = contour_index.to(device=device, dtype=torch.long)
     lengths = contour_lengths.to(device=device, dtype=torch.long)
-    last = (torch.cumsum(lengths, 0) - 1).index_select(0, contour_index.to(device).long())
-    wrap = last.index_select(0, pair_point) == pair_start
-    length = lengths.index_select(0, contour_index.to(device).long()).index_select(0, pair_point)
-    pair_end = torch.where(wrap, pair_start - length + 1, pair_start + 1)
+    pair_point, pair_start = _contour_pairs(lengths, index, device)
+    # Each contour point's segment runs to the next point; the last point's to the first.
+    pair_length = lengths.index_select(0, index).index_select(0, pair_point)
+    pair_last = (torch.cumsum(lengths, 0) - 1).index_select(0, index).index_select(0, pair_point)
+    pair_end = torch.where(pair_start == pair_last, pair_start - pair_length + 1, pair_start + 1)
     contours = contours.to(device=device, dtype=torch.float64)
     origins = points.to(torch.float64).index_select(0, pair_point)
     start = contours.index_select(0, pair_start) - origins  # (M, 2) segment ends from the point
