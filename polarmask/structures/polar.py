@@ -369,7 +369,8 @@ def ray_targets_packed(
             contour_index.to(device).index_select(0, rows),
             num_rays,
         )
-        rays[rows] = torch.where(rays[rows] >= 0, rays[rows], crossings)
+        binned = rays[rows]
+        rays[rows] = torch.where(binned >= 0, binned, crossings)
     return torch.where(rays >= 0, rays, MISSING_RAY)
 
 

@@ -30,8 +30,6 @@ val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
 
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, eta_min=1e-5),
-]
+param_scheduler = _base_.param_scheduler
+param_scheduler[1].end = max_epochs  # the cosine ends with the training
 default_hooks = dict(checkpoint=dict(interval=max_epochs))
