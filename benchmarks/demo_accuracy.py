@@ -8,8 +8,8 @@ with ``tools/train.py`` (run i with ``--seed i``; run 0 is the quickstart's own 
 timed from the command's start to its end (data generation on the first run, training and the
 final evaluation), and reads the final segm AP, AP50 and AP75 from the run's log. Then it
 computes the ceiling of the config's val split: the segm AP of the ideal ray polygons of the
-ground truth (the head's R rays measured from each instance's mass centre at the test size,
-rasterised the original's way, score 1), with
+ground truth (the head's R rays measured from each instance's mass centre at the ground truth's
+own resolution, rasterised as the head's test config says, score 1), with
 :class:`polarmask.analysis.diagnostics.SegmEvaluator`. It prints one row per config: the range
 over the runs of wall time and of each AP, the ceiling and the gap between the best run and the
 ceiling.
@@ -85,11 +85,7 @@ def ceiling(config: str) -> dict[str, float]:
     evaluator = SegmEvaluator(
         config_dataset_meta(cfg)['ann_file'], config_ground_truth(cfg).cat_ids
     )
-    return evaluator.ceiling_ap(
-        ground_truth(diagnostic_dataloader(cfg)),
-        head.num_rays,
-        head.target_generator.fill_missing_rays,
-    )
+    return evaluator.ceiling_ap(ground_truth(diagnostic_dataloader(cfg, resize=False)), head)
 
 
 def span(values: list[float], fmt: str) -> str:

@@ -12,7 +12,8 @@ settings can be swept without running the model again. Per ground-truth instance
   (recall before NMS), and the best IoU among the final detections of its class and of any
   class (recall and localisation after NMS).
 
-Mask IoUs are computed in network-input pixels, polygons rasterised the original's way.
+Mask IoUs are computed in network-input pixels, polygons rasterised as the head's test config
+says (vertices truncated as the original, or rounded with ``round_vertices``).
 Naming convention for shapes: P points, C classes, R rays, G instances of one image.
 """
 
@@ -41,7 +42,7 @@ from torch.utils.data import DataLoader
 from polarmask.evaluation.functional import xyxy_to_coco_xywh
 from polarmask.evaluation.ground_truth import load_ground_truth
 from polarmask.structures import pred_instances_to_numpy
-from polarmask.structures.mask import masks_to_rles, polygons_to_rles
+from polarmask.structures.mask import masks_to_rles, polygons_to_rles, round_vertices
 from polarmask.structures.polar import (
     polar_centerness,
     polygons_to_bboxes,
@@ -58,14 +59,17 @@ SIZE_BINS: tuple[tuple[str, float, float], ...] = (
 """Instance size bins by sqrt(mask area) in network-input pixels."""
 
 
-def diagnostic_pipeline(test_pipeline: Sequence[dict]) -> list[dict]:
+def diagnostic_pipeline(test_pipeline: Sequence[dict], resize: bool = True) -> list[dict]:
     """The test pipeline with the annotations and contours that the diagnostics need.
 
     ``LoadAnnotations`` (boxes and masks) follows the image loading and
     ``PolarContours(keep_masks=True)`` precedes the packing, so the packed ``gt_instances``
-    carry ``masks``, ``contours`` and ``centers`` in network-input pixels.
+    carry ``masks``, ``contours`` and ``centers`` in network-input pixels. ``resize=False``
+    drops the ``Resize`` steps: the ground truth at its own resolution (scale factor 1).
     """
     pipeline = [copy.deepcopy(dict(t)) for t in test_pipeline]
+    if not resize:
+        pipeline = [t for t in pipeline if t['type'] != 'Resize']
     types = [t['type'] for t in pipeline]
     if 'PackPolarInputs' not in types:
         raise ValueError(f'the test pipeline has no PackPolarInputs to pack with: {types}')
@@ -76,13 +80,14 @@ def diagnostic_pipeline(test_pipeline: Sequence[dict]) -> list[dict]:
     return pipeline
 
 
-def diagnostic_dataloader(cfg: Config, split: str = 'test') -> DataLoader:
+def diagnostic_dataloader(cfg: Config, split: str = 'test', resize: bool = True) -> DataLoader:
     """The config's test loader on a split, with :func:`diagnostic_pipeline`, in this process.
 
     Args:
         cfg: a detector config.
         split: 'test', or 'train' for the train dataset's images and annotations read the
             test way (no augmentation).
+        resize: False: images and annotations at their own resolution (for the ceiling).
     """
     loader = copy.deepcopy(cfg.test_dataloader)
     loader.update(num_workers=0, persistent_workers=False)
@@ -91,7 +96,7 @@ def diagnostic_dataloader(cfg: Config, split: str = 'test') -> DataLoader:
         for key in ('ann_file', 'data_prefix', 'data_root'):
             if key in train:
                 loader.dataset[key] = copy.deepcopy(train[key])
-    loader.dataset.pipeline = diagnostic_pipeline(cfg.test_dataloader.dataset.pipeline)
+    loader.dataset.pipeline = diagnostic_pipeline(cfg.test_dataloader.dataset.pipeline, resize)
     return Runner.build_dataloader(loader)
 
 
@@ -202,10 +207,18 @@ def _touching(masks: np.ndarray) -> np.ndarray:
     )
 
 
-def _best_ious(polygons: torch.Tensor, gt_rles: list[dict], shape: tuple[int, int]) -> np.ndarray:
-    """(n, G) mask IoUs of polygons (n, R, 2) against the ground truth."""
+def _best_ious(
+    polygons: torch.Tensor, gt_rles: list[dict], shape: tuple[int, int], rounded: bool
+) -> np.ndarray:
+    """(n, G) mask IoUs of polygons (n, R, 2) against the ground truth.
+
+    ``rounded``: rasterise the polygons as the head returns them with the test config's
+    ``round_vertices`` (vertices rounded to the nearest pixel).
+    """
     if len(polygons) == 0 or not gt_rles:
         return np.zeros((len(polygons), len(gt_rles)))
+    if rounded:
+        polygons = round_vertices(polygons)
     ious = mask_utils.iou(polygons_to_rles(polygons, shape), gt_rles, [0] * len(gt_rles))
     return np.asarray(ious).reshape(len(polygons), len(gt_rles))
 
@@ -228,6 +241,7 @@ def instance_records(
     """
     cfg = ConfigDict(head.test_cfg if test_cfg is None else test_cfg)
     score_thr = cfg.get('score_thr', 0.05)
+    rounded = cfg.get('round_vertices', False)
     records: list[dict[str, Any]] = []
     for image in images:
         gt = image.gt
@@ -236,7 +250,7 @@ def instance_records(
         gt_rles = masks_to_rles(masks)
         labels = gt.labels.numpy()
         ideal = ceiling_polygons(gt, head.num_rays, head.target_generator.fill_missing_rays)
-        ceiling = np.diag(_best_ious(ideal, gt_rles, shape))
+        ceiling = np.diag(_best_ious(ideal, gt_rles, shape, rounded))
         scores, centerness, bboxes, polygons = image.dense
         points_xy = torch.cat(head.prior_points(image.featmap_sizes, torch.float32, 'cpu'))
         # Candidates before NMS: the per-level nms_pre ranking and the score threshold.
@@ -244,11 +258,11 @@ def instance_records(
             scores, centerness, image.level_sizes, cfg.get('nms_pre', -1)
         )
         kept = scores[candidates] > score_thr  # (n, C)
-        pre_ious = _best_ious(polygons[candidates], gt_rles, shape)  # (n, G)
+        pre_ious = _best_ious(polygons[candidates], gt_rles, shape, rounded)  # (n, G)
         final = head.postprocess(
             tuple(d[None] for d in image.dense), image.level_sizes, [image.metainfo], cfg
         )[0]
-        final_ious = _best_ious(final.polygons, gt_rles, shape)
+        final_ious = _best_ious(final.polygons, gt_rles, shape, rounded)
         final_labels = final.labels.numpy()
         touching = _touching(masks)
         for g in range(len(labels)):
@@ -263,7 +277,7 @@ def instance_records(
                 .nonzero()
                 .squeeze(1)
             )
-            oracle = _best_ious(polygons[inside], [gt_rles[g]], shape)
+            oracle = _best_ious(polygons[inside], [gt_rles[g]], shape, rounded)
             same_class = final_labels == labels[g]
             records.append(
                 dict(
@@ -401,27 +415,29 @@ class SegmEvaluator:
         return _quiet_segm_eval(self.coco, detections)
 
     def ceiling_ap(
-        self,
-        images: Iterable[tuple[InstanceData, dict]],
-        num_rays: int,
-        fill_missing_rays: bool = False,
+        self, images: Iterable[tuple[InstanceData, dict]], head: nn.Module
     ) -> dict[str, float]:
         """AP of the ideal ray polygons of the ground truth (:func:`ceiling_polygons`), score 1.
 
         Class-correct, one detection per instance: the ceiling of what R rays from the mass
-        centre can score.
+        centre can score. The rays, their targets and the rasterisation are the head's
+        (``num_rays``, the targets' ``fill_missing_rays``, ``test_cfg.round_vertices``).
 
         Args:
             images: per image its ``gt_instances`` (with ``contours``, ``centers``, ``labels``)
-                and metainfo, e.g. of :func:`ground_truth`.
-            num_rays: rays R.
-            fill_missing_rays: as the model's targets (:func:`ceiling_polygons`).
+                and metainfo, e.g. of :func:`ground_truth`; best at the ground truth's own
+                resolution (``diagnostic_dataloader(cfg, resize=False)``), since contours
+                traced on resized masks carry the resize's rounding.
+            head: the model's ``bbox_head``.
         """
+        fill_missing_rays = head.target_generator.fill_missing_rays
         detections = []
         for gt, metainfo in images:
             w_scale, h_scale = metainfo.get('scale_factor', (1.0, 1.0))[:2]
-            polygons = ceiling_polygons(gt, num_rays, fill_missing_rays)
+            polygons = ceiling_polygons(gt, head.num_rays, fill_missing_rays)
             polygons = polygons / torch.tensor([w_scale, h_scale])
+            if head.test_cfg.get('round_vertices', False):
+                polygons = round_vertices(polygons)
             pred = pred_instances_to_numpy(
                 dict(
                     bboxes=polygons_to_bboxes(polygons),

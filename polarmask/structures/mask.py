@@ -5,6 +5,8 @@ Naming convention for shapes: n instances, R polygon vertices, H x W a canvas in
 * Polygons are rasterised the original PolarMask's way (``docs/original_polarmask.md``): every
   vertex is truncated to an integer (not rounded) and the polygon is filled with OpenCV's
   ``drawContours``. The metric, the API's masks and the drawings all use :func:`truncate_vertices`.
+  A head with ``test_cfg.round_vertices`` returns vertices already rounded
+  (:func:`round_vertices`), which truncation keeps.
 * COCO segmentations (polygon lists, uncompressed RLE, compressed RLE) are rasterised by
   pycocotools, as its ``annToMask`` does.
 * RLEs are compressed COCO RLEs with ``counts`` as a ``str``, ready for json.
@@ -16,6 +18,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 from pycocotools import mask as mask_utils
 from torch import Tensor
 
@@ -35,6 +38,17 @@ def truncate_vertices(polygon: Tensor | np.ndarray) -> np.ndarray:
     return (
         np.trunc(np.asarray(to_numpy(polygon), dtype=np.float64)).astype(np.int32).reshape(-1, 1, 2)
     )
+
+
+def round_vertices(polygons: Tensor) -> Tensor:
+    """Polygon vertices (..., 2) rounded to the nearest pixel (halves up), as float.
+
+    A vertex at x lies in pixel ``floor(x + 0.5)`` (pixel k's centre is at k, the contours'
+    convention), so rounded vertices rasterise to the pixels the polygon covers, where the
+    original's truncation shifts masks up and left by half a pixel on average. Truncating a
+    rounded vertex (:func:`truncate_vertices`) leaves it unchanged.
+    """
+    return torch.floor(polygons + 0.5)
 
 
 def _clipped_box(vertices: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -121,12 +121,15 @@ def test_data_configs_change_only_the_resize_of_the_768_base(path, train_resize,
 
 
 @pytest.mark.parametrize('path', LEAF_CONFIGS, ids=lambda p: p.relative_to(CONFIG_ROOT).as_posix())
-def test_only_the_demos_fill_missing_rays(path):
+def test_only_the_demos_fill_missing_rays_and_round_vertices(path):
     # The seed configs reproduce the original's targets (missing rays 1e-6); the demos, whose
     # shapes are small, train every ray (docs/demo_accuracy.md).
-    head = Config.fromfile(str(path)).model.bbox_head
-    assert head.get('fill_missing_rays', False) == ('demo' in path.parts)
+    # Likewise their test configs round the polygons' vertices, the seed configs keep them for
+    # the original's truncation when rasterised.
+    model = Config.fromfile(str(path)).model
+    assert model.bbox_head.get('fill_missing_rays', False) == ('demo' in path.parts)
     assert signature(PolarMaskHead).parameters['fill_missing_rays'].default is False
+    assert model.test_cfg.get('round_vertices', False) == ('demo' in path.parts)
 
 
 def test_demo_keeps_its_own_data_filters():

@@ -11,13 +11,20 @@ from mmengine.structures import InstanceData
 
 from polarmask.analysis.diagnostics import (
     SIZE_BINS,
+    SegmEvaluator,
     ceiling_polygons,
+    diagnostic_dataloader,
     diagnostic_pipeline,
+    ground_truth,
     summarize,
 )
+from polarmask.analysis.ground_truth import config_ground_truth
 from polarmask.datasets.shapes_generator import make_shapes_dataset
+from polarmask.registry import MODELS
 from polarmask.structures.mask import polygons_to_masks
 from polarmask.structures.polar import mask_contour
+from polarmask.utils import register_all_modules
+from polarmask.utils.config import load_config
 from tests.test_apis.demo_model import CONFIG, write_demo_checkpoint
 from tests.test_tools.test_result_analysis import load_tool
 
@@ -106,6 +113,30 @@ def test_ceiling_polygon_of_a_disc_covers_it():
     assert overlap > 0.9
 
 
+def test_ceiling_at_the_ground_truths_resolution_follows_the_heads_rasterisation(tmp_path):
+    root = tmp_path / 'shapes'
+    make_shapes_dataset(root, num_train=1, num_val=4, image_size=(160, 160))
+    ann_file = f'{root}/annotations/instances_val.json'
+    register_all_modules()
+    cfg = load_config(
+        CONFIG,
+        {'test_dataloader.dataset.data_root': f'{root}/', 'test_evaluator.ann_file': ann_file},
+    )
+    images = ground_truth(diagnostic_dataloader(cfg, resize=False))
+    for _, metainfo in images:
+        assert tuple(metainfo['scale_factor']) == (1.0, 1.0)
+        assert tuple(metainfo['img_shape'][:2]) == tuple(metainfo['ori_shape'][:2]) == (160, 160)
+    head = MODELS.build(cfg.model).bbox_head
+    evaluator = SegmEvaluator(ann_file, config_ground_truth(cfg).cat_ids)
+    assert head.test_cfg.round_vertices
+    rounded = evaluator.ceiling_ap(images, head)
+    head.test_cfg.round_vertices = False
+    truncated = evaluator.ceiling_ap(images, head)
+    # Truncation shifts every ideal polygon by half a pixel up and left on average.
+    assert rounded['AP'] > truncated['AP'] + 0.02
+    assert rounded['AP50'] >= truncated['AP50'] > 0.9
+
+
 def test_diagnostic_pipeline_loads_annotations_and_keeps_masks():
     test_pipeline = [
         dict(type='LoadImageFromFile'),
@@ -120,6 +151,8 @@ def test_diagnostic_pipeline_loads_annotations_and_keeps_masks():
         'PolarContours',
         'PackPolarInputs',
     ]
+    types = [t['type'] for t in diagnostic_pipeline(test_pipeline, resize=False)]
+    assert types == ['LoadImageFromFile', 'LoadAnnotations', 'PolarContours', 'PackPolarInputs']
     with pytest.raises(ValueError, match='PackPolarInputs'):
         diagnostic_pipeline(test_pipeline[:2])
 

@@ -5,8 +5,9 @@
 
 Runs the model once over the test split with its annotations and prints
 
-* segm AP of the model and the ceiling: ideal ray polygons of the ground truth (what the head's
-  R rays from each mass centre can score);
+* segm AP of the model and the ceiling: ideal ray polygons of the ground truth at its own
+  resolution (what the head's R rays from each mass centre can score, rasterised as the head's
+  test config says);
 * per instance-size bin, per pyramid level and for touching against free-standing instances:
   positives per instance and the loss weight they carry (summed polar-centerness targets),
   mean mask IoU of the ceiling polygon, of the best point inside the box whatever its score
@@ -18,7 +19,7 @@ Runs the model once over the test split with its annotations and prints
 * with ``--loss-batches N``, the losses of N test batches of the train split and of the test
   split (eval mode, no augmentation): a gap is overfitting, equal losses a capacity limit.
 
-Figures are in network-input pixels; ``--out`` writes all of them as json.
+The other figures are in network-input pixels; ``--out`` writes all of them as json.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from polarmask.analysis.diagnostics import (
     SegmEvaluator,
     collect,
     diagnostic_dataloader,
+    ground_truth,
     instance_records,
     mean_losses,
     summarize,
@@ -126,13 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         report: dict[str, Any] = dict(
             model_ap=evaluator.model_ap(images, head),
             ceiling_ap=evaluator.ceiling_ap(
-                [(image.gt, image.metainfo) for image in images],
-                head.num_rays,
-                head.target_generator.fill_missing_rays,
+                ground_truth(diagnostic_dataloader(cfg, 'test', resize=False)), head
             ),
         )
         print(f'segm AP of the model:   {report["model_ap"]}')
-        print(f'segm AP of the ceiling: {report["ceiling_ap"]} ({head.num_rays} ideal rays)')
+        print(
+            f'segm AP of the ceiling: {report["ceiling_ap"]} ({head.num_rays} ideal rays of the '
+            'ground truth at its own resolution)'
+        )
         records = instance_records(images, head)
         report['instances'] = records
         for groups in ('size', 'level', 'touching'):

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from polarmask.models.layers import ModulatedDeformConv2dPack, polygon_nms
 from polarmask.registry import MODELS, TASK_UTILS
 from polarmask.structures import SampleList
+from polarmask.structures.mask import round_vertices
 from polarmask.structures.polar import (
     check_angle_convention,
     clamp_to_image,
@@ -84,7 +85,10 @@ class PolarMaskHead(BaseModule):
             class_agnostic)`` (``class_agnostic``: one NMS over all classes instead of one per
             class, default False as the original),
             ``max_per_img``, ``mask_nms`` (the polygons' tight boxes replace the box branch's,
-            for NMS and in the results, as in the original)).
+            for NMS and in the results, as in the original)), ``round_vertices`` (default False:
+            the returned polygons' vertices are rounded to the nearest pixel of the output frame,
+            so that rasterising them, which truncates vertices as the original, does not shift
+            masks up and left by half a pixel on average; ``docs/demo_accuracy.md``).
         init_cfg: normal(0.01) convs, ``polar_cls`` bias for a 0.01 prior; with ``use_dcn``
             only the predictors, the towers keeping the deformable convs' init (as the original).
     """
@@ -563,7 +567,7 @@ class PolarMaskHead(BaseModule):
         nms_cfg = cfg.get('nms', dict(type='nms', iou_threshold=0.5, offset=1))
         if nms_cfg.get('type', 'nms') != 'nms':
             raise ValueError(f"test_cfg.nms.type must be 'nms' (got {nms_cfg['type']!r})")
-        return polygon_nms(
+        kept = polygon_nms(
             InstanceData(
                 bboxes=bboxes[cand_inds], scores=scores, labels=labels, polygons=polygons[cand_inds]
             ),
@@ -573,3 +577,6 @@ class PolarMaskHead(BaseModule):
             cfg.get('max_per_img', 100),
             cfg.get('mask_nms', False),
         )
+        if cfg.get('round_vertices', False):
+            kept.polygons = round_vertices(kept.polygons)
+        return kept

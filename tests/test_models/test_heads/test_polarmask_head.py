@@ -253,6 +253,35 @@ def test_rasterised_diamond_has_the_lattice_area():
     assert mask.sum() == 841
 
 
+def test_round_vertices_rounds_the_returned_polygons_in_the_output_frame():
+    maps = _maps()
+    _put(maps, row=5, col=6, label=0, rays=10 + 5 * torch.sin(torch.arange(36) * 0.7))
+    _put(maps, row=9, col=3, label=1, rays=torch.full((36,), 20.6))
+    meta = _meta(scale_factor=(1.25, 0.8))
+    (plain,) = _head().predict_by_feat(*maps, batch_img_metas=[meta], rescale=True)
+    (rounded,) = _head(round_vertices=True).predict_by_feat(
+        *maps, batch_img_metas=[meta], rescale=True
+    )
+    assert not torch.equal(plain.polygons, plain.polygons.round())
+    torch.testing.assert_close(rounded.polygons, torch.floor(plain.polygons + 0.5), rtol=0, atol=0)
+    for key in ('bboxes', 'scores', 'labels'):
+        assert torch.equal(rounded.get(key), plain.get(key))
+
+
+def test_rounded_vertices_rasterise_centred_where_truncation_shifts_up_left():
+    maps = _maps(num_rays=4)
+    _put(maps, row=5, col=6, label=0, rays=[20.6] * 4)  # a diamond centred on (52, 44)
+    centroids = {}
+    for round_vertices in (False, True):
+        head = _head(num_rays=4, round_vertices=round_vertices)
+        (result,) = head.predict_by_feat(*maps, batch_img_metas=[_meta()])
+        ys, xs = polygons_to_masks(result.polygons, (IMG, IMG))[0].nonzero()
+        centroids[round_vertices] = (xs.mean(), ys.mean())
+    assert centroids[True] == pytest.approx((52, 44))
+    # Truncated vertices (31, 44), (52, 23), (72, 44), (52, 64): 3/8 px up and left.
+    assert centroids[False] == pytest.approx((52 - 0.375, 44 - 0.375), abs=0.01)
+
+
 def test_rescale_is_per_axis_and_clamps_to_the_image():
     head = _head()
     maps = _maps()
