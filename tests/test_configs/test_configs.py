@@ -101,7 +101,8 @@ def test_seed_schedules(path, lr, warmup, milestones, epochs, images_per_gpu):
             dict(type='RandomResize', scale=[(1333, 640), (1333, 800)]),
             (1333, 800),
         ),
-        ('demo/polar_shapes_r18.py', dict(type='Resize', scale=(160, 160)), (192, 192)),
+        ('demo/polar_shapes_r18.py', dict(type='Resize', scale=(160, 160)), (176, 176)),
+        ('demo/polar_small_shapes_r18.py', dict(type='Resize', scale=(160, 160)), (192, 192)),
     ],
 )
 def test_data_configs_change_only_the_resize_of_the_768_base(path, train_resize, test_scale):
