@@ -1,10 +1,10 @@
 # The demo's small-object variant: many small shapes (8-40 px on a 160x160 image, 6-24 per image,
 # often touching or partly hidden), the case of cells, parts or aerial objects. The demo's model
-# one level finer: P2 and P3 (strides 4 and 8) instead of P3 and P4, fed by the backbone's first
-# two stages (its third only fed P4). Generated into data/small_shapes/ the first time this
-# config runs. Measured at equal wall time (docs/demo_accuracy.md#4-training-every-ray): P3 and
-# P4 for 15 epochs 0.383 segm AP, trained and tested 1.2x larger for 11 epochs 0.456, P2 and P3
-# for 9 epochs 0.464 (AP50 0.830 against 0.682 and 0.748).
+# one level finer and twice as wide: P2 and P3 (strides 4 and 8) instead of P3 and P4, fed by the
+# backbone's first two stages (its third only fed P4). Generated into data/small_shapes/ the
+# first time this config runs. Measured at equal wall time (docs/demo_accuracy.md, section 4):
+# P3 and P4 for 15 epochs 0.383 segm AP, trained and tested 1.2x larger for 11 epochs 0.456, P2
+# and P3 for 9 epochs 0.464 (AP50 0.830 against 0.682 and 0.748).
 _base_ = './polar_shapes_r18.py'
 
 data_root = 'data/small_shapes/'
