@@ -200,7 +200,9 @@ def test_get_flops_plausible_and_scales_with_shape(capsys):
     args = get_flops.parse_args([DEMO])
     cfg = get_flops.load_config(DEMO)
     width, height = cfg.test_dataloader.dataset.pipeline[1].scale
-    assert get_flops.padded_shape(args, cfg) == ((height, width), (height, width))
+    divisor = cfg.model.data_preprocessor.pad_size_divisor
+    padded = (-(-height // divisor) * divisor, -(-width // divisor) * divisor)
+    assert get_flops.padded_shape(args, cfg) == ((height, width), padded)
     small = get_flops.count(get_flops.parse_args([DEMO, '--shape', '250', '250']))
     assert small['padded_shape'] == (256, 256)
     # The demo's quarter-width ResNet-18 without its last stage (under a sixteenth of ResNet-18's
