@@ -114,6 +114,19 @@ def test_merge_keeps_one_detection_per_object_across_views():
     torch.testing.assert_close(result.polygons, polygons, atol=1e-4, rtol=0)
 
 
+def test_merged_polygons_are_rounded_when_the_head_rounds_its_own():
+    view = _flipped_view(_polygons(), 'horizontal')
+    view.polygons = torch.floor(view.polygons + 0.5)  # what a rounding head returns
+    views = [DetDataSample(metainfo=_meta(True, 'horizontal'), pred_instances=view)]
+    plain = PolarTTAModel(module=tiny_model_cfg()).merge_preds([views])[0].pred_instances
+    assert not torch.equal(plain.polygons, plain.polygons.round())  # unflipped by 99.5 - x
+    tta = PolarTTAModel(module=tiny_model_cfg())
+    tta.module.bbox_head.test_cfg['round_vertices'] = True
+    rounded = tta.merge_preds([views])[0].pred_instances
+    torch.testing.assert_close(rounded.polygons, torch.floor(plain.polygons + 0.5), rtol=0, atol=0)
+    assert rounded.scores.tolist() == plain.scores.tolist()
+
+
 def test_merge_of_another_class_keeps_both():
     tta = PolarTTAModel(module=tiny_model_cfg())
     polygons = _polygons()[:1]
