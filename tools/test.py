@@ -3,6 +3,7 @@
 from mmengine.registry import RUNNERS
 
 from polarmask.engine.cli import build_test_parser, config_for_testing, report_errors
+from polarmask.engine.runner import end_process_group
 from polarmask.utils import register_all_modules
 
 
@@ -13,6 +14,7 @@ def main() -> None:
         cfg = config_for_testing(args)
         runner = RUNNERS.build(cfg)
         runner.test()
+    end_process_group()
 
 
 if __name__ == '__main__':

@@ -3,6 +3,7 @@
 from mmengine.registry import RUNNERS
 
 from polarmask.engine.cli import build_train_parser, config_for_training, report_errors
+from polarmask.engine.runner import end_process_group
 from polarmask.utils import register_all_modules
 
 
@@ -12,6 +13,7 @@ def main() -> None:
         register_all_modules()
         cfg = config_for_training(args)
         RUNNERS.build(cfg).train()
+    end_process_group()
 
 
 if __name__ == '__main__':

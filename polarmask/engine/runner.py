@@ -107,6 +107,20 @@ def _exit_with_launcher() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def end_process_group() -> None:
+    """Destroy the default process group of a distributed run that ended normally.
+
+    torch.distributed asks every process to call ``destroy_process_group`` before it exits.
+    Left to the interpreter's exit, the group is torn down while Python is half gone: NCCL warns
+    about it on every rank, and gloo's worker threads can abort the process after a successful
+    run ("terminate called without an active exception", SIGABRT). The tools call this when the
+    run returned; a run that raised exits without it, since destroying a group while a peer
+    may still wait in a collective can hang. No-op outside a distributed run.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 @RUNNERS.register_module()
 class PolarRunner(Runner):
     """mmengine's Runner with CPU/gloo distributed support and checkpoints checked before use."""

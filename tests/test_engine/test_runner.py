@@ -17,6 +17,7 @@ from polarmask.engine import (
     ResumableEpochBasedTrainLoop,
     SafeCheckpointHook,
 )
+from polarmask.engine.runner import end_process_group
 from polarmask.utils import register_all_modules
 
 CONFIG_BASE = Path(__file__).resolve().parents[2] / 'configs' / '_base_'
@@ -80,3 +81,17 @@ def test_load_checkpoint_names_the_file_and_the_fix(tmp_path):
     torch.save({'state_dict': runner.model.state_dict(), 'meta': {'hub': object()}}, pickled)
     with pytest.raises(RuntimeError, match=r"pickled\.pth' contains pickled Python objects"):
         runner.load_checkpoint(str(pickled))
+
+
+def test_end_process_group_destroys_the_default_group(tmp_path):
+    end_process_group()  # outside a distributed run: nothing to do
+    torch.distributed.init_process_group(
+        'gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1
+    )
+    try:
+        assert torch.distributed.is_initialized()
+        end_process_group()
+        assert not torch.distributed.is_initialized()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
