@@ -1,7 +1,7 @@
 # The embedded demo: PolarMask with a quarter-width ResNet-18 (base_channels 16, first three
 # stages) and a two-level FPN, trained from scratch on the synthetic shapes dataset that the
 # project generates itself (tools/misc/make_shapes_dataset.py --image-size 160 160; generated into
-# data/shapes/ the first time this config runs) at its native 160x160, tested at 192x192. Sized
+# data/shapes/ the first time this config runs) at its native 160x160, tested at 176x176. Sized
 # for a 2-core CPU laptop: 15 epochs in 5.5-8 minutes (measured figures in the README; what
 # limits its AP and what each setting below gave: docs/demo_accuracy.md).
 # Measured on 2 cores: a half-width backbone adds 3 points at equal epochs but nothing at equal
