@@ -13,7 +13,8 @@ generator_cfg = dict(
 )
 # Small shapes gain from more steps and a wider backbone where the demo did not: at equal time
 # (seed 0, lr 4e-3), the demo's quarter width for 20 epochs 0.636 and this half width for 16
-# epochs 0.649 (segm AP; docs/demo_accuracy.md#5-rasterising-at-the-nearest-pixel).
+# epochs 0.649 (segm AP; docs/demo_accuracy.md#5-rasterising-at-the-nearest-pixel). Longer
+# still rises, slowly: seed 0, 16 / 24 / 32 epochs 0.653 / 0.662 / 0.668 (section 6 there).
 max_epochs = 16
 
 model = dict(
