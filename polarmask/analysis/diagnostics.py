@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import math
 from collections.abc import Iterable, Sequence
@@ -42,7 +43,7 @@ from torch.utils.data import DataLoader
 from polarmask.evaluation.functional import xyxy_to_coco_xywh
 from polarmask.evaluation.ground_truth import load_ground_truth
 from polarmask.structures import pred_instances_to_numpy
-from polarmask.structures.mask import masks_to_rles, polygons_to_rles, round_vertices
+from polarmask.structures.mask import masks_to_rles, polygons_to_rles
 from polarmask.structures.polar import (
     polar_centerness,
     polygons_to_bboxes,
@@ -207,18 +208,10 @@ def _touching(masks: np.ndarray) -> np.ndarray:
     )
 
 
-def _best_ious(
-    polygons: torch.Tensor, gt_rles: list[dict], shape: tuple[int, int], rounded: bool
-) -> np.ndarray:
-    """(n, G) mask IoUs of polygons (n, R, 2) against the ground truth.
-
-    ``rounded``: rasterise the polygons as the head returns them with the test config's
-    ``round_vertices`` (vertices rounded to the nearest pixel).
-    """
+def _best_ious(polygons: torch.Tensor, gt_rles: list[dict], shape: tuple[int, int]) -> np.ndarray:
+    """(n, G) mask IoUs of polygons (n, R, 2) against the ground truth."""
     if len(polygons) == 0 or not gt_rles:
         return np.zeros((len(polygons), len(gt_rles)))
-    if rounded:
-        polygons = round_vertices(polygons)
     ious = mask_utils.iou(polygons_to_rles(polygons, shape), gt_rles, [0] * len(gt_rles))
     return np.asarray(ious).reshape(len(polygons), len(gt_rles))
 
@@ -241,7 +234,8 @@ def instance_records(
     """
     cfg = ConfigDict(head.test_cfg if test_cfg is None else test_cfg)
     score_thr = cfg.get('score_thr', 0.05)
-    rounded = cfg.get('round_vertices', False)
+    # Every polygon is rasterised as the head returns its own (``round_vertices``).
+    as_output = functools.partial(head.output_vertices, cfg=cfg)
     records: list[dict[str, Any]] = []
     for image in images:
         gt = image.gt
@@ -250,7 +244,7 @@ def instance_records(
         gt_rles = masks_to_rles(masks)
         labels = gt.labels.numpy()
         ideal = ceiling_polygons(gt, head.num_rays, head.target_generator.fill_missing_rays)
-        ceiling = np.diag(_best_ious(ideal, gt_rles, shape, rounded))
+        ceiling = np.diag(_best_ious(as_output(ideal), gt_rles, shape))
         scores, centerness, bboxes, polygons = image.dense
         points_xy = torch.cat(head.prior_points(image.featmap_sizes, torch.float32, 'cpu'))
         # Candidates before NMS: the per-level nms_pre ranking and the score threshold.
@@ -258,11 +252,11 @@ def instance_records(
             scores, centerness, image.level_sizes, cfg.get('nms_pre', -1)
         )
         kept = scores[candidates] > score_thr  # (n, C)
-        pre_ious = _best_ious(polygons[candidates], gt_rles, shape, rounded)  # (n, G)
+        pre_ious = _best_ious(as_output(polygons[candidates]), gt_rles, shape)  # (n, G)
         final = head.postprocess(
             tuple(d[None] for d in image.dense), image.level_sizes, [image.metainfo], cfg
         )[0]
-        final_ious = _best_ious(final.polygons, gt_rles, shape, rounded)
+        final_ious = _best_ious(final.polygons, gt_rles, shape)
         final_labels = final.labels.numpy()
         touching = _touching(masks)
         for g in range(len(labels)):
@@ -277,7 +271,7 @@ def instance_records(
                 .nonzero()
                 .squeeze(1)
             )
-            oracle = _best_ious(polygons[inside], [gt_rles[g]], shape, rounded)
+            oracle = _best_ious(as_output(polygons[inside]), [gt_rles[g]], shape)
             same_class = final_labels == labels[g]
             records.append(
                 dict(
@@ -436,8 +430,7 @@ class SegmEvaluator:
             w_scale, h_scale = metainfo.get('scale_factor', (1.0, 1.0))[:2]
             polygons = ceiling_polygons(gt, head.num_rays, fill_missing_rays)
             polygons = polygons / torch.tensor([w_scale, h_scale])
-            if head.test_cfg.get('round_vertices', False):
-                polygons = round_vertices(polygons)
+            polygons = head.output_vertices(polygons)
             pred = pred_instances_to_numpy(
                 dict(
                     bboxes=polygons_to_bboxes(polygons),

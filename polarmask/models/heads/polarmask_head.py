@@ -577,6 +577,11 @@ class PolarMaskHead(BaseModule):
             cfg.get('max_per_img', 100),
             cfg.get('mask_nms', False),
         )
-        if cfg.get('round_vertices', False):
-            kept.polygons = round_vertices(kept.polygons)
+        kept.polygons = self.output_vertices(kept.polygons, cfg)
         return kept
+
+    def output_vertices(self, polygons: Tensor, cfg: dict | None = None) -> Tensor:
+        """Polygons (n, R, 2) as the head returns them: vertices rounded to the nearest pixel
+        with ``round_vertices`` in ``cfg`` (the head's test config by default), else unchanged."""
+        cfg = self.test_cfg if cfg is None else cfg
+        return round_vertices(polygons) if cfg.get('round_vertices', False) else polygons

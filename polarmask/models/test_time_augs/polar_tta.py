@@ -18,7 +18,6 @@ from torch import Tensor
 from polarmask.models.layers import polygon_nms
 from polarmask.registry import MODELS
 from polarmask.structures import DetDataSample
-from polarmask.structures.mask import round_vertices
 from polarmask.structures.polar import ray_directions
 
 FLIP_SIGNS = {'horizontal': (-1.0, 1.0), 'vertical': (1.0, -1.0), 'diagonal': (-1.0, -1.0)}
@@ -134,10 +133,9 @@ class PolarTTAModel(BaseTTAModel):
             self.tta_cfg.get('max_per_img', 100),
             self.tta_cfg.get('mask_nms', False),
         )
-        if self.module.bbox_head.test_cfg.get('round_vertices', False):
-            # The views' vertices were rounded, but a flipped view's unflip moved them by a
-            # fraction of a pixel ((W - 1) / scale is rarely whole): round the merged ones.
-            merged.polygons = round_vertices(merged.polygons)
+        # Where the head rounds its vertices, a flipped view's unflip moved them by a fraction
+        # of a pixel ((W - 1) / scale is rarely whole): the merged ones are rounded again.
+        merged.polygons = self.module.bbox_head.output_vertices(merged.polygons)
         unflipped = [view for view in views if not view.metainfo.get('flip', False)]
         result = (unflipped or views)[0].clone()
         result.pred_instances = merged
