@@ -26,8 +26,10 @@ model = dict(
     test_cfg=dict(max_per_img=100),
 )
 
-# Tested 1.2x enlarged, the demo 1.1x: segm AP at test size 176 / 192, seeds 0 and 1 of
-# benchmarks/demo_accuracy.py: 0.558 / 0.573 and 0.569 / 0.576 (160: 0.535, 208: 0.566).
+# Tested 1.2x enlarged, the demo 1.1x: segm AP at test size 192 / 208 / 224 of this config,
+# seed 0, one thread: 0.649 / 0.643 / 0.621; the previous config's checkpoints at 160 / 176 /
+# 192 / 208: 0.535 / 0.558 / 0.573 / 0.566
+# (docs/demo_accuracy.md#5-rasterising-at-the-nearest-pixel).
 test_scale = (192, 192)
 test_pipeline = _base_.test_pipeline
 test_pipeline[1].scale = test_scale  # Resize
